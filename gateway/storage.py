@@ -1,0 +1,143 @@
+"""The storage backend interface and the registry that picks a backend by URL scheme.
+
+Backends know nothing about vendors: they keep streams and events (`gateway.events`) and answer the
+backend-neutral `gateway.query.Query`. Each backend class declares the URL schemes it serves (the idea of
+the `limits` library's storage registry); built-in and third-party backends arrive through the
+`storage_backends` hook, and `backend_from_url` builds the one `storage.url` names.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from .events import Event, Stream
+from .query import Query, QueryResult, Sort
+
+
+class StorageError(Exception):
+    """Base class of everything a backend raises on purpose."""
+
+
+class BackendUnavailable(StorageError):
+    """The store cannot be reached or failed; the request gets 503 and nothing is acknowledged."""
+
+
+class StreamExists(StorageError):
+    """`create_stream` for a name the tenant already has."""
+
+
+class StreamNotFound(StorageError):
+    """An append or lookup named a stream the tenant does not have; a batch naming one stores nothing."""
+
+
+class Backend(abc.ABC):
+    """Stream catalog, atomic batch append and the neutral query.
+
+    Streams are identified by (tenant, plugin, name). Event ids are unique per stream: appending an
+    event whose id the stream already holds stores nothing for it and is not an error (idempotent
+    ingest; the backend enforces it, so two racing appends store one event).
+    """
+
+    #: URL schemes this class serves, e.g. ("sqlite",).
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: False when several processes cannot share one store (each would see its own data).
+    multiprocess_safe: ClassVar[bool] = True
+
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        self.url = url
+        self.options = dict(options or {})
+
+    # -- catalog ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_stream(self, stream: Stream) -> Stream:
+        """Create a stream; raise `StreamExists` when the tenant already has it."""
+
+    @abc.abstractmethod
+    def get_stream(self, tenant: str, plugin: str, name: str) -> Stream | None:
+        """The stream, or None."""
+
+    @abc.abstractmethod
+    def list_streams(self, tenant: str, plugin: str) -> list[Stream]:
+        """Every stream of the tenant for the plugin, ordered by name."""
+
+    @abc.abstractmethod
+    def delete_stream(self, tenant: str, plugin: str, name: str) -> bool:
+        """Delete the stream and its events; False when it did not exist."""
+
+    def ensure_stream(self, stream: Stream) -> Stream:
+        """Get the stream, creating it first if needed (for plugins whose streams are implicit)."""
+        found = self.get_stream(stream.tenant, stream.plugin, stream.name)
+        if found is not None:
+            return found
+        try:
+            return self.create_stream(stream)
+        except StreamExists:
+            found = self.get_stream(stream.tenant, stream.plugin, stream.name)
+            assert found is not None
+            return found
+
+    # -- events ----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def append(self, events: Sequence[Event]) -> int:
+        """Store the batch atomically and durably; return how many were new (duplicates by id are skipped).
+
+        All events must name existing streams; otherwise raise `StreamNotFound` and store nothing.
+        Returning means the events survive a crash of this process.
+        """
+
+    @abc.abstractmethod
+    def query(self, query: Query) -> QueryResult:
+        """Answer a query with the semantics documented in `gateway.query`."""
+
+    def iter_events(
+        self,
+        tenant: str,
+        plugin: str,
+        streams: tuple[str, ...] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[Event]:
+        """Every matching event oldest first, fetched page by page (constant memory; used by export)."""
+        cursor = None
+        while True:
+            page = self.query(Query(tenant=tenant, plugin=plugin, streams=streams, start=start, end=end,
+                                    sort=(Sort("timestamp"),), limit=batch_size, cursor=cursor,
+                                    count_total=False))
+            yield from page.events
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    @abc.abstractmethod
+    def plugins_of(self, tenant: str) -> list[str]:
+        """The plugins that have streams for the tenant (export walks them)."""
+
+    # -- operations ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def health(self) -> dict[str, Any]:
+        """Reach the store; return facts safe to show (no secrets), raise `BackendUnavailable` if down."""
+
+    def close(self) -> None:  # noqa: B027 - optional for backends holding nothing
+        """Release connections."""
+
+
+def scheme_of(url: str) -> str:
+    """The scheme of a storage URL (``sqlite:///x.db`` -> ``sqlite``)."""
+    return urlsplit(url).scheme
+
+
+def backend_from_url(url: str, options: Mapping[str, Any], classes: Iterable[type[Backend]]) -> Backend:
+    """Build the backend serving the URL's scheme among the registered classes."""
+    by_scheme: dict[str, type[Backend]] = {}
+    for cls in classes:
+        for scheme in cls.schemes:
+            by_scheme.setdefault(scheme, cls)
+    scheme = scheme_of(url)
+    if scheme not in by_scheme:
+        known = ", ".join(f"{s}://" for s in sorted(by_scheme)) or "none"
+        raise ValueError(f"no storage backend serves [{scheme}://] (known: {known})")
+    return by_scheme[scheme](url, options)
