@@ -1,0 +1,75 @@
+"""What plugin code calls while serving a request: the caller, grants, storage, time and client facts.
+
+Views stay thin (parse, call, serialize, like Invenio's resource layer); these helpers keep vendor-free
+work (grant checks, enrichment hooks, durable append) in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from flask import g, request
+
+from .auth import Credential
+from .errors import Forbidden, Unauthorized
+from .events import Event, Stream, new_event_id, now_ms
+from .netaddr import client_ip as _client_ip
+from .quotas import quota
+from .state import get_state
+from .storage import Backend
+
+__all__ = ["Event", "Stream", "backend", "client_ip", "credential", "new_event_id", "now_ms", "plugin_settings",
+           "quota", "require_grant", "store_events", "user_agent"]
+
+
+def credential() -> Credential:
+    """The authenticated caller of this request."""
+    cred = g.get("credential")
+    if cred is None:
+        raise Unauthorized("missing authentication credentials", detail="missing")
+    return cred
+
+
+def require_grant(action: str, stream: str | None = None, *, plugin: str | None = None) -> Credential:
+    """The caller, after checking it holds ``<plugin>:<action>[:<stream>]``; 403 otherwise."""
+    cred = credential()
+    plugin_name = plugin or request.blueprint or ""
+    if not cred.allows(plugin_name, action, stream):
+        needed = f"{plugin_name}:{action}" + (f":{stream}" if stream else "")
+        raise Forbidden(f"action [{needed}] is unauthorized for credential [{cred.id}]", detail=needed)
+    return cred
+
+
+def backend() -> Backend:
+    """The app's storage backend."""
+    return get_state().backend
+
+
+def plugin_settings(name: str) -> dict[str, Any]:
+    """The ``[plugins.<name>]`` table of the configuration."""
+    return get_state().config.plugin_settings(name)
+
+
+def client_ip() -> str | None:
+    """The caller's address: the first valid X-Forwarded-For value (if trusted), else the peer."""
+    return _client_ip(request, trust_forwarded_for=get_state().config.server["trust_forwarded_for"])
+
+
+def user_agent() -> str | None:
+    """The User-Agent header, or None when absent or blank."""
+    value = request.headers.get("User-Agent")
+    return value if value and value.strip() else None
+
+
+def store_events(events: Sequence[Event], *, enrich: bool = True) -> int:
+    """Run the `enrich_event` hooks, then append the batch atomically; returns how many were new.
+
+    Returns only once the backend holds the events durably, so the caller may acknowledge them.
+    """
+    state = get_state()
+    if enrich:
+        hook = state.pm.hook.enrich_event
+        for event in events:
+            hook(event=event, request=request)
+    return state.backend.append(events)

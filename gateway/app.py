@@ -1,0 +1,176 @@
+"""The app factory: configuration + plugins + storage + quotas -> one Flask app.
+
+Request pipeline for a plugin's route: CORS preflight -> authenticate with the plugin's scheme (401) ->
+quotas (429) -> the plugin's view (which checks its grant, 403, validates, stores) -> JSON response.
+Any exception on the way is turned into a `GatewayError` and rendered by the API the path belongs to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, g, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+
+from . import admin, cors, quotas
+from .auth import CredentialStore
+from .config import Config, ConfigError, load_config, validate_config
+from .errors import (
+    GatewayError,
+    InternalError,
+    ServiceUnavailable,
+    Unauthorized,
+    from_http_exception,
+    json_response,
+    render_gateway_error,
+)
+from .plugins import allow_list, build_plugin_manager
+from .state import EXTENSION_KEY, Api, GatewayState, get_state
+from .storage import Backend, BackendUnavailable, backend_from_url
+
+log = logging.getLogger("event_gateway")
+
+
+def create_app(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None, *,
+               plugins: Iterable[tuple[str, Any]] = (), backend: Backend | None = None) -> Flask:
+    """Build the gateway app.
+
+    `config` is a validated `Config`, a raw mapping (validated here, environment overrides applied), or a
+    path to a TOML file (None: the default lookup of `gateway.config.config_path`). `plugins` registers
+    extra (name, plugin) pairs, `backend` injects a ready backend (both for tests and embedding).
+    """
+    cfg = _as_config(config)
+    for warning in cfg.warnings:
+        log.warning(warning)
+    pm = build_plugin_manager(cfg.plugins["enabled"], allowed=allow_list(), extra=plugins)
+    if backend is None:
+        classes = [cls for group in pm.hook.storage_backends() if group for cls in group]
+        try:
+            backend = backend_from_url(cfg.storage["url"], cfg.storage["options"], classes)
+        except ValueError as exc:
+            raise ConfigError(f"storage.url: {exc}") from None
+
+    app = Flask("gateway")
+    app.config["MAX_CONTENT_LENGTH"] = cfg.server["max_body_bytes"]
+    app.url_map.strict_slashes = False
+    state = GatewayState(config=cfg, pm=pm, backend=backend, credentials=CredentialStore(cfg.credentials))
+    app.extensions[EXTENSION_KEY] = state
+
+    app.register_blueprint(admin.blueprint)
+    _register_apis(app, state)
+    _check_settings(cfg, state)
+
+    cors.init_app(app, cfg.cors)
+    app.before_request(_authenticate)
+    quotas.init_app(app, state)
+    app.register_error_handler(Exception, handle_exception)
+
+    pm.hook.startup(app=app)
+    return app
+
+
+def _as_config(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None) -> Config:
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, Mapping):
+        return validate_config(config)
+    return load_config(config)
+
+
+def _blueprints(results: Iterable[Any]) -> list[Blueprint]:
+    out: list[Blueprint] = []
+    for result in results:
+        if result is None:
+            continue
+        out.extend([result] if isinstance(result, Blueprint) else result)
+    return out
+
+
+def _register_apis(app: Flask, state: GatewayState) -> None:
+    pm = state.pm
+    for bp in _blueprints(pm.hook.register_routes(app=app)):
+        if bp.name in state.apis or bp.name == admin.blueprint.name:
+            raise ConfigError(f"two plugins register the API [{bp.name}]")
+        app.register_blueprint(bp)
+        declared: dict[str, str] = {}
+        for limits in pm.hook.quota_limits(api=bp.name):
+            declared.update(limits or {})
+        state.apis[bp.name] = Api(name=bp.name, read_credential=pm.hook.auth_scheme(api=bp.name),
+                                  render_error=pm.hook.error_renderer(api=bp.name), quotas=declared)
+    prefixes: dict[str, str] = {}
+    for rule in app.url_map.iter_rules():
+        api_name = rule.endpoint.partition(".")[0]
+        if api_name not in state.apis:
+            continue
+        state.apis[api_name].routes.append(f"{','.join(sorted(rule.methods - {'HEAD', 'OPTIONS'}))} {rule.rule}")
+        static = rule.rule.split("<", 1)[0]
+        prefixes.setdefault(static[: static.rstrip("/").rfind("/") + 1] or "/", api_name)
+    state.prefixes = sorted(prefixes.items(), key=lambda item: len(item[0]), reverse=True)
+
+
+def _check_settings(cfg: Config, state: GatewayState) -> None:
+    """Quota overrides and plugin settings must name loaded APIs and declared quotas."""
+    for api_name, overrides in cfg.quotas["plugins"].items():
+        api = state.apis.get(api_name)
+        if api is None:
+            raise ConfigError(f"quotas.{api_name}: no loaded plugin serves an API of that name")
+        for quota_name, value in overrides.items():
+            if quota_name not in api.quotas:
+                known = ", ".join(sorted(api.quotas)) or "none"
+                raise ConfigError(f"quotas.{api_name}.{quota_name}: unknown quota (declared: {known})")
+            api.quotas[quota_name] = value
+    for name in cfg.plugins["settings"]:
+        if state.pm.get_plugin(name) is None:
+            raise ConfigError(f"plugins.{name}: no such plugin is loaded")
+
+
+def _authenticate() -> None:
+    """Before every plugin route: read the credential with the API's scheme and check it."""
+    state = get_state()
+    api = state.apis.get(request.blueprint) if request.blueprint else None
+    if api is None or request.method == "OPTIONS":
+        return
+    presented = api.read_credential(request)
+    if presented is None:
+        raise Unauthorized("missing authentication credentials", detail="missing")
+    credential = state.credentials.authenticate(presented)
+    if credential is None:
+        raise Unauthorized("unable to authenticate with the provided credentials", detail="invalid")
+    g.credential = credential
+    g.api = api
+
+
+def to_gateway_error(exc: BaseException) -> GatewayError:
+    """Classify any exception raised while serving a request."""
+    if isinstance(exc, GatewayError):
+        return exc
+    limited = quotas.as_gateway_error(exc)
+    if limited is not None:
+        return limited
+    if isinstance(exc, HTTPException):
+        return from_http_exception(exc)
+    if isinstance(exc, BackendUnavailable):
+        log.error("storage backend unavailable: %s", exc)
+        return ServiceUnavailable("the event store is unavailable; nothing was accepted")
+    log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return InternalError("internal error")
+
+
+def handle_exception(exc: Exception) -> Any:
+    """The app's one error handler: classify, then render in the format of the API the path belongs to."""
+    if isinstance(exc, RequestRedirect):
+        return json_response({"redirect": exc.new_url}, exc.code, {"Location": exc.new_url})
+    error = to_gateway_error(exc)
+    state = get_state()
+    api = state.apis.get(request.blueprint) if request.blueprint else state.api_for_path(request.path)
+    if api is None:
+        return render_gateway_error(error)
+    try:
+        return api.render_error(error)
+    except Exception:  # a broken renderer must not turn an error into an HTML page
+        log.exception("error renderer of [%s] failed", api.name)
+        return render_gateway_error(error)

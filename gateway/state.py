@@ -1,0 +1,61 @@
+"""Per-app state: everything `create_app` builds, kept in ``app.extensions["event_gateway"]``.
+
+Nothing here is a module global, so two apps in one process (tests, embedding) never share plugins,
+credentials, quotas or storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Request, Response, current_app
+
+if TYPE_CHECKING:
+    import pluggy
+    from flask_limiter import Limiter
+
+    from .auth import CredentialStore, PresentedCredential
+    from .config import Config
+    from .errors import GatewayError
+    from .storage import Backend
+
+EXTENSION_KEY = "event_gateway"
+
+
+@dataclass
+class Api:
+    """One served API (a plugin's blueprint) and what the core needs to serve it."""
+
+    name: str
+    read_credential: Callable[[Request], PresentedCredential | None]
+    render_error: Callable[[GatewayError], Response]
+    quotas: dict[str, str] = field(default_factory=dict)
+    routes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GatewayState:
+    """The app's configuration, plugin manager, backend, credentials, APIs and limiter."""
+
+    config: Config
+    pm: pluggy.PluginManager
+    backend: Backend
+    credentials: CredentialStore
+    apis: dict[str, Api] = field(default_factory=dict)
+    prefixes: list[tuple[str, str]] = field(default_factory=list)  # (path prefix, api), longest first
+    limiter: Limiter | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def api_for_path(self, path: str) -> Api | None:
+        """The API that claims an unmatched path (for 404/405 in the right format), by longest prefix."""
+        for prefix, name in self.prefixes:
+            if path.startswith(prefix) or path == prefix.rstrip("/"):
+                return self.apis[name]
+        return None
+
+
+def get_state(app: Flask | None = None) -> GatewayState:
+    """The state of `app`, or of the current app."""
+    return (app or current_app).extensions[EXTENSION_KEY]

@@ -1,0 +1,115 @@
+"""Elasticsearch's error bodies and headers, so the official clients raise the exceptions they would.
+
+Body: ``{"error": {"root_cause": [...], "type", "reason", "caused_by"?}, "status"}``; routing errors use
+ES's short form ``{"error": "<text>", "status"}``. Every response carries ``X-Elastic-Product:
+Elasticsearch`` (the 8.x client refuses a 2xx without it) and, when the client asked for a compatible
+media type, answers in it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+
+from gateway.errors import GatewayError, json_response
+
+PRODUCT_HEADER = ("X-Elastic-Product", "Elasticsearch")
+WWW_AUTHENTICATE = 'Basic realm="security", charset="UTF-8", Bearer realm="security", ApiKey'
+ES_ACTIONS = {
+    "put": "cluster:admin/xpack/application/analytics/put",
+    "get": "cluster:admin/xpack/application/analytics/get",
+    "delete": "cluster:admin/xpack/application/analytics/delete",
+    "post_event": "cluster:admin/xpack/application/analytics/post_event",
+}
+
+
+class EsError(GatewayError):
+    """An Elasticsearch exception: `es_type` (e.g. ``resource_not_found_exception``), reason, status.
+
+    `cause` chains the inner exception as ES's ``caused_by``; the innermost one is the ``root_cause``.
+    """
+
+    def __init__(self, es_type: str, reason: str, status: int = 400, *, cause: EsError | None = None,
+                 field: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason, status=status, code=es_type, field=field, headers=headers)
+        self.es_type = es_type
+        self.cause = cause
+
+    def to_body(self) -> dict[str, Any]:
+        """The ES JSON error body."""
+        chain = [self]
+        while chain[-1].cause is not None:
+            chain.append(chain[-1].cause)
+        root = chain[-1]
+        error: dict[str, Any] = {"root_cause": [{"type": root.es_type, "reason": root.message}],
+                                 "type": self.es_type, "reason": self.message}
+        node = error
+        for inner in chain[1:]:
+            node["caused_by"] = {"type": inner.es_type, "reason": inner.message}
+            node = node["caused_by"]
+        return {"error": error, "status": self.status}
+
+
+class ShortEsError(GatewayError):
+    """ES's terse routing/content-type errors: ``{"error": "<text>", "status": N}``."""
+
+
+def content_type() -> str:
+    """Answer in the compatible media type when the client asked for one, else plain JSON."""
+    accept = request.headers.get("Accept", "")
+    if "vnd.elasticsearch+json" in accept:
+        version = accept.rpartition("compatible-with=")[2].strip()[:1] or "8"
+        return f"application/vnd.elasticsearch+json;compatible-with={version}"
+    return "application/json"
+
+
+def es_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response with the product header, in the media type the client accepts."""
+    response = json_response(body, status, headers, mimetype=content_type())
+    response.headers[PRODUCT_HEADER[0]] = PRODUCT_HEADER[1]
+    return response
+
+
+def _translate(error: GatewayError) -> EsError | ShortEsError:
+    """Map the core's neutral errors onto what Elasticsearch answers in the same situation."""
+    if isinstance(error, EsError | ShortEsError):
+        return error
+    status = error.status
+    if status == 401:
+        if error.detail == "missing":
+            reason = f"missing authentication credentials for REST request [{request.full_path.rstrip('?')}]"
+        else:
+            reason = "unable to authenticate with provided credentials and anonymous access is not allowed for this request"
+        return EsError("security_exception", reason, 401, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
+    if status == 403:
+        return EsError("security_exception", error.message, 403)
+    if status == 404:
+        return ShortEsError(f"no handler found for uri [{request.full_path.rstrip('?')}] and method "
+                            f"[{request.method}]", status=400)
+    if status == 405:
+        allowed = getattr(error, "allowed", [])
+        return ShortEsError(f"Incorrect HTTP method for uri [{request.full_path.rstrip('?')}] and method "
+                            f"[{request.method}], allowed: [{', '.join(m for m in allowed if m not in ('OPTIONS', 'HEAD'))}]",
+                            status=405, headers=error.headers)
+    if status == 413:
+        return EsError("content_too_long_exception", "request body is too large", 413)
+    if status == 415:
+        return ShortEsError(error.message, status=406)
+    if status == 429:
+        return EsError("status_exception", f"Unable to add the event: too many requests. ({error.message})", 429,
+                       headers=error.headers)
+    if status == 503:
+        return EsError("status_exception", error.message, 503)
+    if status >= 500:
+        return EsError("exception", error.message, status)
+    return EsError("illegal_argument_exception", error.message, status)
+
+
+def render_error(error: GatewayError) -> Response:
+    """The `error_renderer` of this plugin: any gateway error as Elasticsearch would have said it."""
+    es_error = _translate(error)
+    headers = {**error.headers, **es_error.headers}
+    if isinstance(es_error, ShortEsError):
+        return es_response({"error": es_error.message, "status": es_error.status}, es_error.status, headers)
+    return es_response(es_error.to_body(), es_error.status, headers)

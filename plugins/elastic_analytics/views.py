@@ -1,0 +1,152 @@
+"""HTTP layer of the Behavioral Analytics API: parse the request, call the service, answer like ES.
+
+Request checks follow Elasticsearch's REST layer: query parameters it does not know are rejected,
+a body needs a JSON Content-Type (406 otherwise, ES's status for unsupported media types), and a
+missing body is a ``parse_exception``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from gateway.api import quota, require_grant
+from gateway.errors import Forbidden
+
+from . import service
+from .errors import ES_ACTIONS, PRODUCT_HEADER, EsError, ShortEsError, es_response
+
+blueprint = Blueprint(service.PLUGIN, __name__)
+BASE = "/_application/analytics"
+COMMON_PARAMS = frozenset({"pretty", "human", "error_trace", "filter_path"})
+JSON_TYPES = frozenset({"application/json", "application/vnd.elasticsearch+json"})
+COMPATIBLE_VERSIONS = frozenset({"7", "8", "9"})
+
+
+@blueprint.after_request
+def _product_header(response: Response) -> Response:
+    response.headers[PRODUCT_HEADER[0]] = PRODUCT_HEADER[1]
+    return response
+
+
+def _allow_params(*names: str) -> None:
+    allowed = COMMON_PARAMS.union(names)
+    for name in request.args:
+        if name not in allowed:
+            raise EsError("illegal_argument_exception",
+                          f"request [{request.path}] contains unrecognized parameter: [{name}]")
+
+
+def _grant(es_action: str, action: str, stream: str | None) -> str:
+    """The caller's tenant, after checking the grant; ES's security_exception otherwise."""
+    try:
+        return require_grant(action, stream).tenant
+    except Forbidden as exc:
+        from gateway.api import credential
+
+        raise EsError("security_exception", f"action [{ES_ACTIONS[es_action]}] is unauthorized for API key id "
+                                            f"[{credential().id}]", 403) from exc
+
+
+def _bool_param(name: str) -> bool:
+    value = request.args.get(name)
+    if value is None:
+        return False
+    if value in ("", "true"):
+        return True
+    if value == "false":
+        return False
+    raise EsError("illegal_argument_exception",
+                  f"Failed to parse value [{value}] only [true] or [false] are allowed.")
+
+
+def _media_type(header: str) -> str:
+    media, _, params = header.partition(";")
+    media = media.strip().lower()
+    if media == "application/vnd.elasticsearch+json":
+        version = params.partition("compatible-with=")[2].strip()
+        if version not in COMPATIBLE_VERSIONS:
+            raise ShortEsError(f"Content-Type header [{header}] is not supported", status=406)
+    return media
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise EsError("x_content_parse_exception", f"Duplicate field '{key}'")
+        out[key] = value
+    return out
+
+
+def _body_bytes() -> bytes:
+    """The raw body (or ``source`` parameter), after ES's Content-Type check; 400 when there is none."""
+    raw = request.get_data(cache=False)
+    if raw:
+        header = request.headers.get("Content-Type")
+        if not header:
+            raise ShortEsError("Content-Type header is missing", status=406)
+        if _media_type(header) not in JSON_TYPES:
+            raise ShortEsError(f"Content-Type header [{header}] is not supported", status=406)
+        return raw
+    source = request.args.get("source")
+    if source:
+        if request.args.get("source_content_type", "application/json").split(";")[0].strip() not in JSON_TYPES:
+            raise EsError("illegal_argument_exception", "source and source_content_type parameters are required")
+        return source.encode()
+    raise EsError("parse_exception", "request body or source parameter is required")
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise EsError("x_content_parse_exception", f"[{exc.lineno}:{exc.colno}] {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise EsError("x_content_parse_exception", "Invalid UTF-8 in request body") from None
+
+
+@blueprint.put(f"{BASE}/<name>")
+def put_collection(name: str) -> Response:
+    """Create a collection: 201 + Location, as ES's newest handler answers."""
+    _allow_params("master_timeout", "timeout")
+    tenant = _grant("put", "manage", name)
+    service.create_collection(tenant, name)
+    return es_response({"acknowledged": True, "name": name}, 201, {"Location": f"{BASE}/{name}"})
+
+
+@blueprint.get(BASE)
+@blueprint.get(f"{BASE}/<name>")
+def get_collections(name: str | None = None) -> Response:
+    """List collections: all, a comma list, ``*`` patterns."""
+    _allow_params("master_timeout")
+    tenant = _grant("get", "manage", None)
+    return es_response(service.resolve_collections(tenant, name))
+
+
+@blueprint.delete(f"{BASE}/<name>")
+def delete_collection(name: str) -> Response:
+    """Delete a collection and its events."""
+    _allow_params("master_timeout", "timeout")
+    tenant = _grant("delete", "manage", name)
+    service.delete_collection(tenant, name)
+    return es_response({"acknowledged": True})
+
+
+@blueprint.post(f"{BASE}/<collection>/event/<event_type>")
+@quota("post_event")
+def post_event(collection: str, event_type: str) -> Response:
+    """Accept one event: 202 ``{"accepted": true}``, with ``?debug=true`` also the stored document."""
+    _allow_params("debug", "source", "source_content_type")
+    tenant = _grant("post_event", "post_event", collection)
+    debug = _bool_param("debug")
+    raw = _body_bytes()
+    service.check_event_type(event_type)
+    service.require_collection(tenant, collection)
+    event = service.post_event(tenant, collection, event_type, _parse_json(raw))
+    body: dict[str, Any] = {"accepted": True}
+    if debug:
+        body["event"] = event.data
+    return es_response(body, 202)
