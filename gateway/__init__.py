@@ -9,7 +9,7 @@ __all__ = ["create_app", "hookimpl"]
 __version__ = "0.1.0"
 
 
-def create_app(*args, **kwargs):  # noqa: ANN002, ANN003 - thin re-export, see gateway.app.create_app
+def create_app(*args, **kwargs):
     """Build a Flask app; see `gateway.app.create_app`."""
     from .app import create_app as _create_app
 

@@ -58,7 +58,7 @@ class Event:
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Event:
         """Inverse of `to_dict`."""
-        return cls(**{name: doc.get(name) for name in EVENT_FIELDS + ("data",)})
+        return cls(**{name: doc.get(name) for name in (*EVENT_FIELDS, "data")})
 
 
 @dataclass(frozen=True, slots=True)

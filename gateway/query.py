@@ -90,9 +90,8 @@ class Aggregation:
             raise QueryError(f"unknown aggregation kind [{self.kind}]")
         if self.field is not None:
             check_field(self.field)
-        elif self.kind not in ("count",):
-            if not (self.kind == "date_histogram"):
-                raise QueryError(f"aggregation [{self.name}] of kind [{self.kind}] needs a field")
+        elif self.kind not in ("count",) and self.kind != "date_histogram":
+            raise QueryError(f"aggregation [{self.name}] of kind [{self.kind}] needs a field")
         if self.kind == "date_histogram":
             ok = self.interval in CALENDAR_INTERVALS or (isinstance(self.interval, int) and self.interval > 0)
             if not ok:

@@ -80,7 +80,8 @@ def _translate(error: GatewayError) -> EsError | ShortEsError:
         if error.detail == "missing":
             reason = f"missing authentication credentials for REST request [{request.full_path.rstrip('?')}]"
         else:
-            reason = "unable to authenticate with provided credentials and anonymous access is not allowed for this request"
+            reason = ("unable to authenticate with provided credentials and anonymous access is not allowed "
+                      "for this request")
         return EsError("security_exception", reason, 401, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
     if status == 403:
         return EsError("security_exception", error.message, 403)
@@ -88,9 +89,9 @@ def _translate(error: GatewayError) -> EsError | ShortEsError:
         return ShortEsError(f"no handler found for uri [{request.full_path.rstrip('?')}] and method "
                             f"[{request.method}]", status=400)
     if status == 405:
-        allowed = getattr(error, "allowed", [])
+        allowed = ", ".join(m for m in getattr(error, "allowed", []) if m not in ("OPTIONS", "HEAD"))
         return ShortEsError(f"Incorrect HTTP method for uri [{request.full_path.rstrip('?')}] and method "
-                            f"[{request.method}], allowed: [{', '.join(m for m in allowed if m not in ('OPTIONS', 'HEAD'))}]",
+                            f"[{request.method}], allowed: [{allowed}]",
                             status=405, headers=error.headers)
     if status == 413:
         return EsError("content_too_long_exception", "request body is too large", 413)

@@ -43,7 +43,8 @@ def _invalid_name(name: str) -> str | None:
 def create_collection(tenant: str, name: str) -> None:
     """PUT: create the collection; ES answers 400 for an existing or invalid name."""
     if not name:
-        raise EsError("action_request_validation_exception", "Validation Failed: 1: Analytics collection name is missing;")
+        raise EsError("action_request_validation_exception",
+                      "Validation Failed: 1: Analytics collection name is missing;")
     problem = _invalid_name(name)
     if problem:
         cause = EsError("invalid_index_name_exception", f"Invalid index name [{DATA_STREAM_PREFIX + name}], {problem}")

@@ -1,0 +1,210 @@
+"""The ``event-gateway`` command: serve, plugins, check, keys new, export.
+
+Every subcommand validates the configuration first and stops with a one-line reason (exit code 2 for
+configuration, 1 for an unreachable store) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import Config, ConfigError, config_path, load_config
+
+CONFIG_OPTION = click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                             help="TOML file (default: $EVENT_GATEWAY_CONFIG, else config/gateway.toml)")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"event-gateway: {message}", err=True)
+    sys.exit(code)
+
+
+def _config(config_file: str | None) -> Config:
+    try:
+        return load_config(config_file)
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise  # unreachable
+
+
+def _app(cfg: Config) -> Any:
+    from .app import create_app
+    from .plugins import PluginLoadError
+
+    try:
+        return create_app(cfg)
+    except (ConfigError, PluginLoadError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@click.group()
+@click.version_option(__version__, prog_name="event-gateway")
+def main() -> None:
+    """Event Gateway: one service speaking several vendors' analytics-event APIs."""
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--host", help="Interface to bind (default: server.host)")
+@click.option("--port", type=int, help="Port (default: server.port)")
+@click.option("--workers", type=int, help="Worker processes (default: server.workers)")
+@click.option("--threads", type=int, help="Threads per worker (default: server.threads)")
+def serve(config_file: str | None, host: str | None, port: int | None, workers: int | None,
+          threads: int | None) -> None:
+    """Serve the gateway with gunicorn."""
+    from .admin import redact_url
+    from .server import serve as run
+    from .state import get_state
+
+    cfg = _config(config_file)
+    host = host or cfg.server["host"]
+    port = port or cfg.server["port"]
+    workers = workers or cfg.server["workers"]
+    threads = threads or cfg.server["threads"]
+    app = _app(cfg)  # validate everything in the master before forking workers
+    state = get_state(app)
+    if workers > 1 and not type(state.backend).multiprocess_safe:
+        _fail(f"storage.url {cfg.storage['url']} keeps events inside one process: with {workers} workers each "
+              "would see its own data. Use --workers 1, or sqlite:///var/events.db for several workers.")
+    state.backend.close()
+    if workers > 1 and cfg.quotas["storage_url"].startswith("memory://"):
+        click.echo("event-gateway: note: quotas.storage_url is memory://, so each worker counts quotas alone; "
+                   "use redis:// to hold them across workers", err=True)
+    click.echo(f"event-gateway {__version__} listening on http://{host}:{port} "
+               f"({workers} workers x {threads} threads)")
+    click.echo(f"  config:  {cfg.source}")
+    click.echo(f"  storage: {redact_url(cfg.storage['url'])}")
+    click.echo(f"  quotas:  {redact_url(cfg.quotas['storage_url'])}, default {cfg.quotas['default']}")
+    click.echo(f"  plugins: {', '.join(sorted(state.apis)) or 'none'}")
+    sys.stdout.flush()
+    run(cfg, host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output")
+def plugins(config_file: str | None, as_json: bool) -> None:
+    """List loaded plugins with versions, routes and hooks."""
+    from .plugins import describe_plugins
+    from .state import get_state
+
+    state = get_state(_app(_config(config_file)))
+    described = describe_plugins(state.pm, {name: api.routes for name, api in state.apis.items()})
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+        return
+    for plugin in described:
+        click.echo(f"{plugin['name']} {plugin['version']}{' (built-in)' if plugin['builtin'] else ''}")
+        click.echo(f"  hooks:  {', '.join(plugin['hooks'])}")
+        for route in plugin["routes"]:
+            click.echo(f"  route:  {route}")
+
+
+@main.command()
+@CONFIG_OPTION
+def check(config_file: str | None) -> None:
+    """Validate the configuration and reach the storage backend and the quota store."""
+    from .state import get_state
+    from .storage import BackendUnavailable
+
+    cfg = _config(config_file)
+    state = get_state(_app(cfg))
+    try:
+        facts = state.backend.health()
+    except BackendUnavailable as exc:
+        _fail(f"storage unreachable: {exc}", 1)
+    limiter = state.limiter
+    try:
+        reachable = limiter is not None and limiter.storage.check()
+    except Exception as exc:
+        reachable, facts["quota_error"] = False, str(exc)
+    if not reachable:
+        _fail(f"quota store unreachable: {cfg.quotas['storage_url']}", 1)
+    click.echo(f"ok: {config_path(config_file)} is valid; storage {facts.get('backend', '?')} reachable; "
+               f"quota store reachable; {len(state.apis)} APIs, {len(state.credentials)} credentials")
+
+
+@main.group()
+def keys() -> None:
+    """Credentials."""
+
+
+@keys.command("new")
+@click.option("--tenant", required=True, help="The tenant (data space) the key acts for")
+@click.option("--grant", "grants", multiple=True, required=True, help="plugin:action[:stream], repeatable")
+@click.option("--id", "key_id", help="Public id (default: random)")
+def keys_new(tenant: str, grants: tuple[str, ...], key_id: str | None) -> None:
+    """Print a ready [[credentials]] block with a fresh secret and its sha256."""
+    from .auth import sha256_hex
+    from .config import CredentialSchema
+
+    key_id = key_id or f"key-{secrets.token_hex(4)}"
+    secret = secrets.token_urlsafe(32)
+    problems = CredentialSchema().validate({"id": key_id, "tenant": tenant, "grants": list(grants),
+                                            "secret_sha256": sha256_hex(secret)})
+    if problems:
+        _fail(f"invalid key: {problems}")
+    import base64
+
+    click.echo(f"# secret (shown once, store it in the client): {secret}")
+    click.echo(f"# ApiKey header value: {base64.b64encode(f'{key_id}:{secret}'.encode()).decode()}")
+    click.echo("[[credentials]]")
+    click.echo(f"id = {json.dumps(key_id)}")
+    click.echo(f"secret_sha256 = \"{sha256_hex(secret)}\"")
+    click.echo(f"tenant = {json.dumps(tenant)}")
+    click.echo(f"grants = [{', '.join(json.dumps(g) for g in grants)}]")
+
+
+def _time_ms(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"--{name}: expected epoch milliseconds or an ISO date/time, got {value!r}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--tenant", required=True)
+@click.option("--plugin", "plugin_name", help="Only this plugin's streams (default: every plugin)")
+@click.option("--stream", "streams", multiple=True, help="Only these streams (repeatable; needs --plugin)")
+@click.option("--since", help="Events at or after (epoch ms or ISO time, UTC)")
+@click.option("--until", help="Events before (epoch ms or ISO time, UTC)")
+def export(config_file: str | None, tenant: str, plugin_name: str | None, streams: tuple[str, ...],
+           since: str | None, until: str | None) -> None:
+    """Write the tenant's stored events as NDJSON to stdout, streamed page by page."""
+    from .state import get_state
+    from .storage import BackendUnavailable
+
+    if streams and not plugin_name:
+        _fail("--stream needs --plugin")
+    start, end = _time_ms(since, "since"), _time_ms(until, "until")
+    backend = get_state(_app(_config(config_file))).backend
+    out = sys.stdout
+    try:
+        for name in [plugin_name] if plugin_name else backend.plugins_of(tenant):
+            for event in backend.iter_events(tenant, name, streams or None, start, end):
+                out.write(json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False))
+                out.write("\n")
+    except BackendUnavailable as exc:
+        _fail(f"storage unreachable: {exc}", 1)
+    except BrokenPipeError:
+        sys.stderr.close()
+    out.flush()
+
+
+if __name__ == "__main__":
+    main()
