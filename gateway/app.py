@@ -28,7 +28,7 @@ from .errors import (
     json_response,
     render_gateway_error,
 )
-from .plugins import allow_list, build_plugin_manager
+from .plugins import allow_list, build_plugin_manager, registered_backends
 from .state import EXTENSION_KEY, Api, GatewayState, get_state
 from .storage import Backend, BackendUnavailable, backend_from_url
 
@@ -48,9 +48,8 @@ def create_app(config: Config | Mapping[str, Any] | str | os.PathLike[str] | Non
         log.warning(warning)
     pm = build_plugin_manager(cfg.plugins["enabled"], allowed=allow_list(), extra=plugins)
     if backend is None:
-        classes = [cls for group in pm.hook.storage_backends() if group for cls in group]
         try:
-            backend = backend_from_url(cfg.storage["url"], cfg.storage["options"], classes)
+            backend = backend_from_url(cfg.storage["url"], cfg.storage["options"], registered_backends(pm))
         except ValueError as exc:
             raise ConfigError(f"storage.url: {exc}") from None
 

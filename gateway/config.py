@@ -213,7 +213,8 @@ def _flatten_errors(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 def _public_key(path: str) -> str:
     """Show quota/plugin tables where the user wrote them (quotas.plugins.x -> quotas.x)."""
-    return path.replace("quotas.plugins.", "quotas.").replace("plugins.settings.", "plugins.")
+    path = path.replace("quotas.plugins.", "quotas.").replace("plugins.settings.", "plugins.")
+    return path.replace(".value.", ".").removesuffix(".value")  # marshmallow's Dict marks value errors
 
 
 def validate_config(raw: Mapping[str, Any], *, source: str = "<dict>",

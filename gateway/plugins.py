@@ -13,11 +13,14 @@ import importlib.metadata
 import os
 from collections.abc import Iterable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import defaults, hookspecs
+
+if TYPE_CHECKING:
+    from .storage import Backend
 
 ENTRY_POINT_GROUP = "event_gateway"
 #: Built-in vendor APIs: plugin name -> module.
@@ -83,6 +86,16 @@ def _import(module: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise PluginLoadError(f"cannot import plugin module {module}: {exc}") from exc
+
+
+def registered_backends(pm: pluggy.PluginManager) -> dict[str, type[Backend]]:
+    """URL scheme -> backend class, from every plugin's `storage_backends` hook (first registration wins)."""
+    by_scheme: dict[str, type[Backend]] = {}
+    for group in reversed(pm.hook.storage_backends()):  # pluggy calls newest first; built-ins were first
+        for cls in group or ():
+            for scheme in cls.schemes:
+                by_scheme.setdefault(scheme, cls)
+    return by_scheme
 
 
 def describe_plugins(pm: pluggy.PluginManager, routes: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:

@@ -130,12 +130,16 @@ def scheme_of(url: str) -> str:
     return urlsplit(url).scheme
 
 
-def backend_from_url(url: str, options: Mapping[str, Any], classes: Iterable[type[Backend]]) -> Backend:
-    """Build the backend serving the URL's scheme among the registered classes."""
-    by_scheme: dict[str, type[Backend]] = {}
-    for cls in classes:
-        for scheme in cls.schemes:
-            by_scheme.setdefault(scheme, cls)
+def backend_from_url(url: str, options: Mapping[str, Any],
+                     classes: Mapping[str, type[Backend]] | Iterable[type[Backend]]) -> Backend:
+    """Build the backend serving the URL's scheme among the registered classes (scheme -> class, or classes)."""
+    if isinstance(classes, Mapping):
+        by_scheme = dict(classes)
+    else:
+        by_scheme = {}
+        for cls in classes:
+            for scheme in cls.schemes:
+                by_scheme.setdefault(scheme, cls)
     scheme = scheme_of(url)
     if scheme not in by_scheme:
         known = ", ".join(f"{s}://" for s in sorted(by_scheme)) or "none"

@@ -1,0 +1,58 @@
+"""Quotas hold across gunicorn workers when their store is a real Redis, and fail closed when it is down."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from support import api_key, base_config, free_port
+
+BODY = {"session": {"id": "s"}, "user": {"id": "u"}, "page": {"url": "https://example.com"}}
+
+
+def _post(url: str, cred: str = "admin") -> requests.Response:
+    # a new connection per request, so the requests spread over both workers
+    return requests.post(f"{url}/_application/analytics/shop/event/page_view", json=BODY,
+                         headers={"Authorization": f"ApiKey {api_key(cred)}", "Connection": "close"}, timeout=10)
+
+
+@pytest.mark.slow
+def test_default_quota_is_shared_by_two_workers_through_redis(serve, redis_url: str, tmp_path: Path) -> None:
+    server = serve(base_config(tmp_path, quotas={"storage_url": redis_url, "default": "20 per minute"}), workers=2)
+    created = requests.put(f"{server.url}/_application/analytics/shop",
+                           headers={"Authorization": f"ApiKey {api_key('admin')}"}, timeout=10)
+    assert created.status_code == 201
+    with ThreadPoolExecutor(6) as pool:
+        statuses = [r.status_code for r in pool.map(lambda _: _post(server.url), range(30))]
+    # the PUT spent one of the 20: exactly 19 posts fit, whichever worker served them
+    assert statuses.count(202) == 19 and statuses.count(429) == 11, statuses
+    limited = _post(server.url)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert limited.json()["error"]["type"] == "status_exception"
+    assert limited.headers["X-Elastic-Product"] == "Elasticsearch"
+    # another credential has its own budget
+    assert _post(server.url, "tracker").status_code == 202
+
+
+@pytest.mark.slow
+def test_named_plugin_quota_across_workers(serve, redis_url: str, tmp_path: Path) -> None:
+    config = base_config(tmp_path, quotas={"storage_url": redis_url.replace("/0", "/1"),
+                                           "elastic_analytics": {"post_event": "5 per minute"}})
+    server = serve(config, workers=2)
+    requests.put(f"{server.url}/_application/analytics/shop", headers={"Authorization": f"ApiKey {api_key('admin')}"},
+                 timeout=10)
+    statuses = [_post(server.url).status_code for _ in range(8)]
+    assert statuses == [202] * 5 + [429] * 3
+    listed = requests.get(f"{server.url}/_application/analytics", timeout=10,
+                          headers={"Authorization": f"ApiKey {api_key('admin')}"})
+    assert listed.status_code == 200  # the named quota covers posting only
+
+
+def test_unreachable_quota_store_answers_503_in_the_vendor_format(make_app) -> None:
+    app = make_app(quotas={"storage_url": f"redis://127.0.0.1:{free_port()}/0"})
+    response = app.test_client().get("/_application/analytics",
+                                     headers={"Authorization": f"ApiKey {api_key('admin')}"})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["type"] == "status_exception"
