@@ -19,9 +19,10 @@ from typing import Any
 from limits import parse_many
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from .plugin_names import BUILTIN_APIS
+
 ENV_PREFIX = "EVENT_GATEWAY_"
 DEFAULT_CONFIG_PATH = Path("config/gateway.toml")
-BUILTIN_PLUGINS = ("elastic_analytics",)
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
@@ -77,7 +78,7 @@ class QuotasSchema(_Strict):
 
 
 class PluginsSchema(_Strict):
-    enabled = fields.List(fields.String(), load_default=lambda: list(BUILTIN_PLUGINS))
+    enabled = fields.List(fields.String(), load_default=lambda: list(BUILTIN_APIS))
     settings = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
 
 

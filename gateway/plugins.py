@@ -18,17 +18,12 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import defaults, hookspecs
+from .plugin_names import BUILTIN_APIS, BUILTIN_BACKENDS
 
 if TYPE_CHECKING:
     from .storage import Backend
 
 ENTRY_POINT_GROUP = "event_gateway"
-#: Built-in vendor APIs: plugin name -> module.
-BUILTIN_APIS: dict[str, str] = {
-    "elastic_analytics": "plugins.elastic_analytics",
-}
-#: Built-in storage backends, always registered (they serve only the schemes they declare).
-BUILTIN_BACKENDS: tuple[str, ...] = ("backends.memory", "backends.sqlite", "backends.elasticsearch")
 
 
 class PluginLoadError(RuntimeError):
