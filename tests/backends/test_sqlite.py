@@ -1,0 +1,200 @@
+"""What only the SQLite backend promises: versioned schema, WAL durability, and safety across processes.
+
+The contract tests cover query semantics; these cover the file: migrations, journal mode, persistence,
+concurrent writers in separate processes, connections never crossing a fork, and failures reported as
+`BackendUnavailable`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from backends.sqlite import MIGRATIONS, SQLiteBackend, parse_url
+from gateway.events import Event, Stream
+from gateway.query import Query
+from gateway.storage import BackendUnavailable
+
+T, P = "acme", "analytics"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ev(id: str, ts: int, stream: str = "s") -> Event:
+    """A minimal event of the test tenant."""
+    return Event(tenant=T, plugin=P, stream=stream, type="t", data={"i": id}, timestamp=ts, received_at=ts, id=id)
+
+
+def count(backend: SQLiteBackend) -> int:
+    """Events stored for the test tenant and plugin."""
+    total = backend.query(Query(tenant=T, plugin=P, limit=0)).total
+    assert total is not None
+    return total
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Path of a database file that does not exist yet, in a directory that does not exist yet."""
+    return tmp_path / "nested" / "dir" / "events.db"
+
+
+def open_backend(path: Path, **options: object) -> SQLiteBackend:
+    """A backend on the file (four slashes: an absolute path)."""
+    return SQLiteBackend(f"sqlite:///{path}", options)
+
+
+def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert parse_url("sqlite:///var/events.db") == str(tmp_path / "var" / "events.db")
+    assert parse_url("sqlite:////abs/events.db") == "/abs/events.db"
+    assert parse_url("sqlite://") == ":memory:"
+    assert parse_url("sqlite:///:memory:") == ":memory:"
+    with pytest.raises(ValueError):
+        parse_url("sqlite://host/events.db")
+    relative = SQLiteBackend("sqlite:///var/events.db")
+    relative.close()
+    assert (tmp_path / "var" / "events.db").is_file()
+
+
+def test_memory_databases_are_private(tmp_path: Path) -> None:
+    first, second = SQLiteBackend("sqlite://"), SQLiteBackend("sqlite:///:memory:")
+    assert first.multiprocess_safe is False and second.multiprocess_safe is False
+    assert SQLiteBackend.multiprocess_safe is True
+    first.create_stream(Stream(T, P, "s"))
+    first.append([ev("a", 1)])
+    assert count(first) == 1
+    assert second.get_stream(T, P, "s") is None
+
+
+def test_schema_version_and_idempotent_migrations(db: Path) -> None:
+    open_backend(db).close()
+    backend = open_backend(db)  # reopening applies nothing twice
+    backend.close()
+    with sqlite3.connect(db) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
+    assert {"schema_version", "streams", "events"} <= tables
+    assert {"events_by_time", "events_by_type"} <= indexes
+    assert open_backend(db).health()["schema_version"] == len(MIGRATIONS)
+
+
+def test_newer_schema_is_refused(db: Path) -> None:
+    open_backend(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (len(MIGRATIONS) + 1,))
+    with pytest.raises(BackendUnavailable):
+        open_backend(db)
+
+
+def test_wal_and_connection_settings(db: Path) -> None:
+    backend = open_backend(db, busy_timeout_ms=1234)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn = backend._connection()
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 1234
+    assert backend.health()["journal_mode"] == "wal"
+
+
+def test_data_persists_across_instances(db: Path) -> None:
+    backend = open_backend(db)
+    backend.create_stream(Stream(T, P, "s", created_at=42))
+    backend.append([ev("a", 1), ev("b", 2)])
+    backend.close()
+    reopened = open_backend(db)
+    assert reopened.get_stream(T, P, "s").created_at == 42
+    assert [e.id for e in reopened.query(Query(tenant=T, plugin=P)).events] == ["a", "b"]
+    assert reopened.append([ev("a", 3)]) == 0  # ids stay unique across instances
+
+
+_WRITER = textwrap.dedent("""
+    import sys
+    from backends.sqlite import SQLiteBackend
+    from gateway.events import Event
+    url, first, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    backend = SQLiteBackend(url)
+    stored = 0
+    for i in range(first, first + n):
+        stored += backend.append([Event(tenant="acme", plugin="analytics", stream="s", type="t", data={},
+                                        timestamp=i, received_at=i, id=f"id{i}")])
+    print(stored)
+""")
+
+
+def _python(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_concurrent_processes_lose_nothing(db: Path) -> None:
+    backend = open_backend(db)
+    backend.create_stream(Stream(T, P, "s"))
+    # two writers overlap on ids 150..199: each id is stored once, and the reported counts add up
+    writers = [_python(_WRITER, f"sqlite:///{db}", "0", "200"), _python(_WRITER, f"sqlite:///{db}", "150", "200")]
+    outputs = [w.communicate(timeout=120)[0] for w in writers]
+    assert [w.returncode for w in writers] == [0, 0]
+    assert sum(int(out) for out in outputs) == 350
+    assert count(backend) == 350
+
+
+def test_acknowledged_append_survives_sigkill(db: Path) -> None:
+    backend = open_backend(db)
+    backend.create_stream(Stream(T, P, "s"))
+    script = _WRITER + "\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    writer = _python(script, f"sqlite:///{db}", "0", "25")
+    out, _ = writer.communicate(timeout=120)
+    assert writer.returncode == -signal.SIGKILL
+    assert out.strip() == "25"
+    assert count(backend) == 25
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_connection_not_reused_after_fork(db: Path) -> None:
+    backend = open_backend(db)
+    backend.create_stream(Stream(T, P, "s"))
+    backend.append([ev("parent", 1)])
+    parent_conn = backend._connection()
+    pid = os.fork()
+    if pid == 0:  # child: must open its own connection, then write through it
+        code = 1
+        try:
+            if backend._connection() is not parent_conn and backend.append([ev("child", 2)]) == 1:
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert backend._connection() is parent_conn
+    assert [e.id for e in backend.query(Query(tenant=T, plugin=P)).events] == ["parent", "child"]
+    assert backend.append([ev("after", 3)]) == 1
+
+
+def test_unopenable_database_is_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(BackendUnavailable):
+        open_backend(blocker / "events.db")
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not an SQLite database" * 100)
+    with pytest.raises(BackendUnavailable):
+        open_backend(garbage)
+
+
+def test_failure_after_open_is_unavailable(db: Path) -> None:
+    backend = open_backend(db)
+    backend.create_stream(Stream(T, P, "s"))
+    backend.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    db.parent.rmdir()
+    with pytest.raises(BackendUnavailable):
+        backend.append([ev("a", 1)])
