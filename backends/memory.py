@@ -20,7 +20,9 @@ import heapq
 import itertools
 import json
 import math
+import operator
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -145,14 +147,52 @@ def value_matches(raw: Any, op: str, value: Any) -> bool:
     raise QueryError(f"unknown filter operator [{op}]")
 
 
+def _getter(field: str) -> Callable[[Event], Any]:
+    """A fast accessor of a field's raw value (`MISSING` when absent)."""
+    if not field.startswith("data."):
+        return operator.attrgetter(field)
+    keys = field.split(".")[1:]
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda event: event.data.get(key, MISSING)
+    return lambda event: field_raw(event, field)
+
+
+def _compile(flt: Filter) -> Callable[[Event], bool]:
+    """One filter as a callable; the common string equality tests skip the generic path."""
+    get, op, value = _getter(flt.field), flt.op, flt.value
+    if op == "eq" and isinstance(value, str):
+        def equal(event: Event) -> bool:
+            raw = get(event)
+            if raw.__class__ is str:
+                return raw == value
+            return isinstance(raw, list) and value in raw
+        return equal
+    if op == "in" and all(isinstance(v, str) for v in value):
+        wanted = frozenset(value)
+
+        def member(event: Event) -> bool:
+            raw = get(event)
+            if raw.__class__ is str:
+                return raw in wanted
+            return isinstance(raw, list) and any(isinstance(v, str) and v in wanted for v in raw)
+        return member
+    return lambda event: value_matches(get(event), op, value)
+
+
 def make_predicate(filters: Sequence[Filter]) -> Callable[[Event], bool] | None:
     """One callable testing every filter of a query on an event, or None when there are none."""
     if not filters:
         return None
-    checks = [(f.field, f.op, f.value) for f in filters]
+    checks = [_compile(f) for f in filters]
+    if len(checks) == 1:
+        return checks[0]
 
     def predicate(event: Event) -> bool:
-        return all(value_matches(field_raw(event, name), op, value) for name, op, value in checks)
+        for check in checks:  # noqa: SIM110 - a plain loop is cheaper than all() over a generator
+            if not check(event):
+                return False
+        return True
 
     return predicate
 
@@ -270,6 +310,35 @@ def bucket_keys(event: Event, agg: Aggregation) -> set[Any]:
     return {bucket_start(v, agg.interval) for v in numeric_values(raw)}
 
 
+def _single_key(agg: Aggregation) -> Callable[[Event], Any] | None:
+    """For buckets over an integer event time or a scalar top-level attribute: the one key of an event
+    (None for no bucket); None when events may fall into several buckets (data fields)."""
+    field = agg.source
+    if field.startswith("data."):
+        return None
+    get = operator.attrgetter(field)
+    if agg.kind == "terms":
+        return lambda event: normalize_key(v) if is_scalar(v := get(event)) else None
+    if field not in ("timestamp", "received_at"):
+        return None
+    interval = agg.interval
+    assert interval is not None
+    if isinstance(interval, int) or interval in FIXED_INTERVALS_MS:
+        step = interval if isinstance(interval, int) else FIXED_INTERVALS_MS[interval]
+        origin = WEEK_ORIGIN_MS if interval == "week" else 0
+        return lambda event: (ms := get(event)) - (ms - origin) % step
+    by_day: dict[int, int] = {}
+
+    def calendar(event: Event) -> int:
+        day = get(event) // DAY_MS
+        start = by_day.get(day)
+        if start is None:
+            start = by_day[day] = bucket_start(day * DAY_MS, interval)
+        return start
+
+    return calendar
+
+
 def order_buckets(agg: Aggregation, counts: Mapping[Any, int]) -> list[tuple[Any, int]]:
     """Terms: most frequent first then by key, the first `size`; histograms: every bucket by key."""
     if agg.kind == "terms":
@@ -289,9 +358,15 @@ def _aggregate_one(events: Sequence[Event], agg: Aggregation) -> Any:
         return len(events)
     if kind in ("terms", "date_histogram"):
         members: dict[Any, list[Event]] = {}
+        key_of = _single_key(agg)
+        if key_of is not None and not agg.aggs:
+            counts = Counter(map(key_of, events))
+            counts.pop(None, None)
+            return [{"key": key, "count": count} for key, count in order_buckets(agg, counts)]
         for event in events:
-            for key in bucket_keys(event, agg):
-                members.setdefault(key, []).append(event)
+            for key in ((key_of(event),) if key_of is not None else bucket_keys(event, agg)):
+                if key is not None:
+                    members.setdefault(key, []).append(event)
         ordered = order_buckets(agg, {key: len(group) for key, group in members.items()})
         return [{"key": key, "count": count, **aggregate(members[key], agg.aggs)} for key, count in ordered]
     assert agg.field is not None

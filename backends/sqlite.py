@@ -104,6 +104,16 @@ def _is_unavailable(exc: sqlite3.Error) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and any(m in message for m in _UNAVAILABLE_MESSAGES)
 
 
+def encode_data(data: Mapping[str, Any]) -> str:
+    """The stored JSON text of an event document.
+
+    String filters pre-test rows with a substring search for the JSON encoding of the wanted value
+    (`_Compiler._prefiltered`), which relies on this exact encoding: ASCII-only, compact, one escape per
+    character. Changing it needs a migration rewriting every stored document.
+    """
+    return json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+
+
 def parse_url(url: str) -> str:
     """The database path of a ``sqlite://`` URL (``:memory:`` for an in-memory database)."""
     parts = urlsplit(url)
@@ -179,11 +189,15 @@ class _Compiler:
 
     # -- filters ---------------------------------------------------------------------------------
     def filter(self, flt: Filter) -> str:
-        """The SQL condition of one filter on a column or a data field (never NULL)."""
+        """The SQL condition of one filter on a column or a data field.
+
+        It may be NULL where it does not hold (NULL is false in WHERE) and stays plain where it can, so
+        that ``type = ?`` or a timestamp range can use an index; negations therefore COALESCE first.
+        """
         if flt.op == "ne":
-            return f"NOT {self.filter(Filter(flt.field, 'eq', flt.value))}"
+            return f"NOT COALESCE({self.filter(Filter(flt.field, 'eq', flt.value))}, 0)"
         if flt.op == "not_in":
-            return f"NOT {self.filter(Filter(flt.field, 'in', flt.value))}"
+            return f"NOT COALESCE({self.filter(Filter(flt.field, 'in', flt.value))}, 0)"
         if flt.field.startswith("data."):
             return self._data_filter(flt)
         expr, kind = self.column(flt.field)
@@ -197,8 +211,8 @@ class _Compiler:
             if not values:
                 return "0"
             if len(values) == 1:
-                return f"COALESCE({expr} = {self.bind(values[0])}, 0)"
-            return f"COALESCE({expr} IN ({self.bind_list(values)}), 0)"
+                return f"{expr} = {self.bind(values[0])}"
+            return f"{expr} IN ({self.bind_list(values)})"
         return self._scalar_condition(expr, f"typeof({expr})", kind, op, value, sql_types=True)
 
     def _scalar_condition(self, expr: str, type_expr: str, kind: str, op: str, value: Any,
@@ -216,11 +230,11 @@ class _Compiler:
         else:
             guard = f"{type_expr} IN {_SQL_NUM_TYPES if sql_types else _NUM_TYPES} AND "
         if op == "prefix":
-            return f"COALESCE({guard}substr({expr}, 1, {len(value)}) = {self.bind(value)}, 0)"
+            return f"({guard}substr({expr}, 1, {len(value)}) = {self.bind(value)})"
         if op == "contains":
-            return f"COALESCE({guard}instr({expr}, {self.bind(value)}) > 0, 0)"
+            return f"({guard}instr({expr}, {self.bind(value)}) > 0)"
         sql_op = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}[op]
-        return f"COALESCE({guard}{expr} {sql_op} {self.bind(value)}, 0)"
+        return f"({guard}{expr} {sql_op} {self.bind(value)})"
 
     def _data_filter(self, flt: Filter) -> str:
         """A filter on a data field: the scalar, or any scalar element when the value is an array."""
@@ -236,14 +250,29 @@ class _Compiler:
             if not values:
                 return "0"
             test = f"= {self.bind(values[0])}" if len(values) == 1 else f"IN ({self.bind_list(values)})"
-            return (f"COALESCE(CASE {jtype} WHEN 'array' THEN EXISTS (SELECT 1 FROM {each} WHERE "
-                    f"{_SCALAR_ELEMENT} AND j.value {test}) WHEN 'object' THEN 0 ELSE {jvalue} {test} END, 0)")
+            condition = (f"(CASE {jtype} WHEN 'array' THEN EXISTS (SELECT 1 FROM {each} WHERE "
+                         f"{_SCALAR_ELEMENT} AND j.value {test}) WHEN 'object' THEN 0 ELSE {jvalue} {test} END)")
+            if all(isinstance(v, str) for v in values):
+                return self._prefiltered([json.dumps(v) for v in values], condition)
+            return condition
         scalar = self._scalar_condition(jvalue, jtype, "any", op, value, sql_types=False)
         element = self._scalar_condition("j.value", "j.type", "any", op, value, sql_types=False)
         if scalar == "0":
             return "0"
-        return (f"(CASE {jtype} WHEN 'array' THEN EXISTS (SELECT 1 FROM {each} WHERE {element}) "
-                f"WHEN 'object' THEN 0 ELSE {scalar} END)")
+        condition = (f"(CASE {jtype} WHEN 'array' THEN EXISTS (SELECT 1 FROM {each} WHERE {element}) "
+                     f"WHEN 'object' THEN 0 ELSE {scalar} END)")
+        if op == "prefix":
+            return self._prefiltered([json.dumps(value)[:-1]], condition)
+        if op == "contains" and value:
+            return self._prefiltered([json.dumps(value)[1:-1]], condition)
+        return condition
+
+    def _prefiltered(self, needles: Sequence[str], condition: str) -> str:
+        """Guard a string condition with a substring test on the stored JSON text, so that rows which
+        cannot match are rejected without parsing their document. Sound because `encode_data` escapes
+        every character on its own: a matching string's encoding always appears in the text."""
+        test = " OR ".join(f"instr(e.data, {self.bind(needle)}) > 0" for needle in needles)
+        return f"(({test}) AND {condition})"
 
     # -- sorting ---------------------------------------------------------------------------------
     def sort_expr(self, sort: Sort) -> tuple[str, bool]:
@@ -532,7 +561,7 @@ class SQLiteBackend(Backend):
             check_event(event)
             rows.append((event.tenant, event.plugin, event.stream, event.id, event.type, event.timestamp,
                          event.received_at, event.user_id, event.session_id,
-                         json.dumps(event.data, allow_nan=False, separators=(",", ":"))))
+                         encode_data(event.data)))
         if not rows:
             return 0
         with self._session() as conn:

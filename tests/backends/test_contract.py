@@ -710,3 +710,18 @@ def test_health(sample: Backend) -> None:
     facts = sample.health()
     assert isinstance(facts, dict) and facts
     json.dumps(facts)  # safe to show as JSON
+
+
+def test_string_filters_with_escapes_and_unicode(backend: Backend) -> None:
+    backend.create_stream(Stream(T, P, "s"))
+    odd = 'héllo "q" \\ ✓ 😀'
+    backend.append([ev("a", "s", 1, data={"s": odd, "k": ["x\ny", "z"]}), ev("b", "s", 2, data={"s": "hello"})])
+    assert ids(backend, filters=(Filter("data.s", "eq", odd),)) == ["a"]
+    assert ids(backend, filters=(Filter("data.s", "in", [odd, "nope"]),)) == ["a"]
+    assert ids(backend, filters=(Filter("data.s", "prefix", "hé"),)) == ["a"]
+    assert ids(backend, filters=(Filter("data.s", "prefix", "h"),)) == ["a", "b"]
+    assert ids(backend, filters=(Filter("data.s", "contains", '"q" \\'),)) == ["a"]
+    assert ids(backend, filters=(Filter("data.s", "contains", "😀"),)) == ["a"]
+    assert ids(backend, filters=(Filter("data.s", "contains", "llo"),)) == ["a", "b"]
+    assert ids(backend, filters=(Filter("data.k", "eq", "x\ny"),)) == ["a"]
+    assert ids(backend, filters=(Filter("data.s", "ne", odd),)) == ["b"]
