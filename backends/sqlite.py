@@ -290,7 +290,7 @@ class _Compiler:
     def after_cursor(self, exprs: Sequence[tuple[str, bool]], sorts: Sequence[Sort], values: Sequence[Any],
                      seq: int) -> str:
         """The condition selecting rows after the cursor position, in query order."""
-        last_desc = sorts[-1].descending
+        last_desc = bool(sorts) and sorts[-1].descending
         if all(not_null for _, not_null in exprs) and all(s.descending == last_desc for s in sorts) \
                 and None not in values:
             row = ", ".join([e for e, _ in exprs] + ["e.seq"])

@@ -330,11 +330,15 @@ SORT_CASES = [
     ((Sort("data.score", descending=True),), "4 5 1 6 2 3"),
     ((Sort("data.nested.v", descending=True),), "6 2 1 5 4 3"),
     ((Sort("stream"), Sort("timestamp")), "4 5 6 1 2 3"),
+    ((), "1 2 3 4 5 6"),  # no sort key: everything ties, so insertion order
 ]
 
 
-@pytest.mark.parametrize(("sort", "expected"), SORT_CASES,
-                         ids=[",".join(f"{s.field}{'-' if s.descending else '+'}" for s in c) for c, _ in SORT_CASES])
+def _sort_id(sort: tuple[Sort, ...]) -> str:
+    return ",".join(f"{s.field}{'-' if s.descending else '+'}" for s in sort) or "none"
+
+
+@pytest.mark.parametrize(("sort", "expected"), SORT_CASES, ids=[_sort_id(c) for c, _ in SORT_CASES])
 def test_sort(sample: Backend, sort: tuple[Sort, ...], expected: str) -> None:
     assert ids(sample, sort=sort) == [f"e{n}" for n in expected.split()]
 
@@ -725,3 +729,29 @@ def test_string_filters_with_escapes_and_unicode(backend: Backend) -> None:
     assert ids(backend, filters=(Filter("data.s", "contains", "llo"),)) == ["a", "b"]
     assert ids(backend, filters=(Filter("data.k", "eq", "x\ny"),)) == ["a"]
     assert ids(backend, filters=(Filter("data.s", "ne", odd),)) == ["b"]
+
+
+def test_concurrent_threads(backend: Backend) -> None:
+    """Appends and queries from several threads at once; racing duplicates are stored once."""
+    import threading
+
+    backend.create_stream(Stream(T, P, "s"))
+    stored: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(first: int) -> None:
+        try:
+            for i in range(first, first + 60, 3):
+                stored.append(backend.append([ev(f"t{j}", "s", j) for j in range(i, i + 3)]))
+                backend.query(q(limit=5))
+        except BaseException as exc:  # reported below: a thread's exception would otherwise be lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(first,)) for first in (0, 30, 60, 90)]  # overlapping ids
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(stored) == 150  # ids 0..149
+    assert backend.query(q(limit=0)).total == 150
