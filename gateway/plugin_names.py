@@ -6,6 +6,7 @@ Shared by the plugin manager (what to register) and the configuration (the defau
 #: Built-in vendor APIs: plugin name -> module.
 BUILTIN_APIS: dict[str, str] = {
     "elastic_analytics": "plugins.elastic_analytics",
+    "workplace_search": "plugins.workplace_search",
 }
 #: Built-in storage backends, always registered (each serves only the URL schemes it declares).
 BUILTIN_BACKENDS: tuple[str, ...] = ("backends.memory", "backends.sqlite", "backends.elasticsearch")
