@@ -32,6 +32,7 @@ def init_app(app: Flask, settings: dict[str, Any]) -> None:
         if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
             return None
         response = Response(status=200)
+        del response.headers["Content-Type"]  # an empty preflight answer is not an HTML page
         origin = request.headers.get("Origin")
         if allowed(origin):
             response.headers.update({

@@ -13,6 +13,7 @@ A breach becomes `TooManyRequests` with ``Retry-After``, rendered by the plugin 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -89,7 +90,7 @@ def as_gateway_error(exc: BaseException) -> GatewayError | None:
     if isinstance(exc, RateLimitExceeded):
         limiter = get_state().limiter
         current = limiter.current_limit if limiter is not None else None
-        retry = int(current.reset_at - time.time()) + 1 if current is not None else 1
+        retry = math.ceil(current.reset_at - time.time()) if current is not None else 1
         return TooManyRequests(f"rate limit exceeded: {exc.description}", retry_after=retry)
     module = type(exc).__module__
     if module.startswith(("redis", "limits")):

@@ -8,6 +8,7 @@ media type, answers in it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Response, request
@@ -55,12 +56,23 @@ class ShortEsError(GatewayError):
     """ES's terse routing/content-type errors: ``{"error": "<text>", "status": N}``."""
 
 
+COMPATIBLE_VERSIONS = frozenset({"7", "8", "9"})
+_COMPATIBLE_WITH = re.compile(r"compatible-with\s*=\s*(\d+)")
+
+
+def compatible_version(header: str) -> str | None:
+    """The ``compatible-with`` major version of a vendor media type header, or None."""
+    match = _COMPATIBLE_WITH.search(header)
+    return match.group(1) if match else None
+
+
 def content_type() -> str:
-    """Answer in the compatible media type when the client asked for one, else plain JSON."""
+    """Answer in the compatible media type when the client asked for a supported one, else plain JSON."""
     accept = request.headers.get("Accept", "")
     if "vnd.elasticsearch+json" in accept:
-        version = accept.rpartition("compatible-with=")[2].strip()[:1] or "8"
-        return f"application/vnd.elasticsearch+json;compatible-with={version}"
+        version = compatible_version(accept) or "8"
+        if version in COMPATIBLE_VERSIONS:
+            return f"application/vnd.elasticsearch+json;compatible-with={version}"
     return "application/json"
 
 
@@ -85,9 +97,9 @@ def _translate(error: GatewayError) -> EsError | ShortEsError:
         return EsError("security_exception", reason, 401, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
     if status == 403:
         return EsError("security_exception", error.message, 403)
-    if status == 404:
+    if status == 404:  # ES's RestController.handleBadRequest: 400 and a body without "status"
         return ShortEsError(f"no handler found for uri [{request.full_path.rstrip('?')}] and method "
-                            f"[{request.method}]", status=400)
+                            f"[{request.method}]", status=400, detail="no-status")
     if status == 405:
         allowed = ", ".join(m for m in getattr(error, "allowed", []) if m not in ("OPTIONS", "HEAD"))
         return ShortEsError(f"Incorrect HTTP method for uri [{request.full_path.rstrip('?')}] and method "
@@ -112,5 +124,10 @@ def render_error(error: GatewayError) -> Response:
     es_error = _translate(error)
     headers = {**error.headers, **es_error.headers}
     if isinstance(es_error, ShortEsError):
-        return es_response({"error": es_error.message, "status": es_error.status}, es_error.status, headers)
+        if "Allow" in headers:
+            headers["Allow"] = ", ".join(m for m in headers["Allow"].split(", ") if m != "OPTIONS")
+        body: dict[str, Any] = {"error": es_error.message}
+        if es_error.detail != "no-status":
+            body["status"] = es_error.status
+        return es_response(body, es_error.status, headers)
     return es_response(es_error.to_body(), es_error.status, headers)

@@ -204,7 +204,7 @@ def to_es_error(schema: Schema, raw: Any, errors: Any) -> EsError:
             continue
         messages = errors[key]
         first = _first_message(messages)
-        if first == UNKNOWN:
+        if first == UNKNOWN and isinstance(messages, list):
             return EsError("x_content_parse_exception", f"[{name}] unknown field [{key}]")
         inner = _field_error(schema, key, value, messages, first)
         if inner is None:
@@ -225,11 +225,15 @@ def to_es_error(schema: Schema, raw: Any, errors: Any) -> EsError:
 def _field_error(schema: Schema, key: str, value: Any, messages: Any, first: str) -> EsError | None:
     nested = _schema_of(schema, key)
     name = getattr(schema, "parser_name", "") or "object"
+    is_list = isinstance(schema.fields.get(key), fields.List)
     if nested is not None and isinstance(messages, dict):
-        if isinstance(value, list):  # list of nested objects: errors keyed by index
-            index = min(i for i in messages if isinstance(i, int))
-            return to_es_error(nested, value[index], messages[index])
-        return to_es_error(nested, value, messages)
+        indexes = [i for i in messages if isinstance(i, int)]
+        if is_list and isinstance(value, list) and indexes:  # list of nested objects: errors keyed by index
+            return to_es_error(nested, value[min(indexes)], messages[min(indexes)])
+        if isinstance(value, dict):
+            return to_es_error(nested, value, messages)
+        return EsError("x_content_parse_exception", f"[{name}] {key} doesn't support values of type: "
+                                                    f"{json_token(value)}")
     if first == TYPE:
         return EsError("x_content_parse_exception", f"[{name}] {key} doesn't support values of type: "
                                                     f"{json_token(value)}")

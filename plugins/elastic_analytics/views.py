@@ -16,19 +16,33 @@ from gateway.api import quota, require_grant
 from gateway.errors import Forbidden
 
 from . import service
-from .errors import ES_ACTIONS, PRODUCT_HEADER, EsError, ShortEsError, es_response
+from .errors import (
+    COMPATIBLE_VERSIONS,
+    ES_ACTIONS,
+    PRODUCT_HEADER,
+    EsError,
+    ShortEsError,
+    compatible_version,
+    es_response,
+)
 
 blueprint = Blueprint(service.PLUGIN, __name__)
 BASE = "/_application/analytics"
 COMMON_PARAMS = frozenset({"pretty", "human", "error_trace", "filter_path"})
 JSON_TYPES = frozenset({"application/json", "application/vnd.elasticsearch+json"})
-COMPATIBLE_VERSIONS = frozenset({"7", "8", "9"})
 
 
 @blueprint.after_request
 def _product_header(response: Response) -> Response:
     response.headers[PRODUCT_HEADER[0]] = PRODUCT_HEADER[1]
     return response
+
+
+def _no_body() -> None:
+    """ES's BaseRestHandler refuses content a handler does not read."""
+    if request.content_length or request.get_data(cache=False):
+        raise EsError("illegal_argument_exception",
+                      f"request [{request.method} {request.path}] does not support having a body")
 
 
 def _allow_params(*names: str) -> None:
@@ -59,16 +73,14 @@ def _bool_param(name: str) -> bool:
     if value == "false":
         return False
     raise EsError("illegal_argument_exception",
-                  f"Failed to parse value [{value}] only [true] or [false] are allowed.")
+                  f"Failed to parse value [{value}] as only [true] or [false] are allowed.")
 
 
 def _media_type(header: str) -> str:
     media, _, params = header.partition(";")
     media = media.strip().lower()
-    if media == "application/vnd.elasticsearch+json":
-        version = params.partition("compatible-with=")[2].strip()
-        if version not in COMPATIBLE_VERSIONS:
-            raise ShortEsError(f"Content-Type header [{header}] is not supported", status=406)
+    if media == "application/vnd.elasticsearch+json" and compatible_version(params) not in COMPATIBLE_VERSIONS:
+        raise ShortEsError(f"Content-Type header [{header}] is not supported", status=406)
     return media
 
 
@@ -93,8 +105,11 @@ def _body_bytes() -> bytes:
         return raw
     source = request.args.get("source")
     if source:
-        if request.args.get("source_content_type", "application/json").split(";")[0].strip() not in JSON_TYPES:
+        source_type = request.args.get("source_content_type")
+        if not source_type:
             raise EsError("illegal_argument_exception", "source and source_content_type parameters are required")
+        if _media_type(source_type) not in JSON_TYPES:
+            raise EsError("illegal_argument_exception", f"Unknown value for source_content_type [{source_type}]")
         return source.encode()
     raise EsError("parse_exception", "request body or source parameter is required")
 
@@ -112,6 +127,7 @@ def _parse_json(raw: bytes) -> Any:
 def put_collection(name: str) -> Response:
     """Create a collection: 201 + Location, as ES's newest handler answers."""
     _allow_params("master_timeout", "timeout")
+    _no_body()
     tenant = _grant("put", "manage", name)
     service.create_collection(tenant, name)
     return es_response({"acknowledged": True, "name": name}, 201, {"Location": f"{BASE}/{name}"})
@@ -122,7 +138,14 @@ def put_collection(name: str) -> Response:
 def get_collections(name: str | None = None) -> Response:
     """List collections: all, a comma list, ``*`` patterns."""
     _allow_params("master_timeout")
-    tenant = _grant("get", "manage", None)
+    _no_body()
+    names = [part.strip() for part in (name or "").split(",") if part.strip()]
+    if names and not any("*" in part or part == "_all" for part in names):
+        tenant = ""
+        for part in names:  # explicit names: a per-collection grant is enough
+            tenant = _grant("get", "manage", part)
+    else:
+        tenant = _grant("get", "manage", None)
     return es_response(service.resolve_collections(tenant, name))
 
 
@@ -130,6 +153,7 @@ def get_collections(name: str | None = None) -> Response:
 def delete_collection(name: str) -> Response:
     """Delete a collection and its events."""
     _allow_params("master_timeout", "timeout")
+    _no_body()
     tenant = _grant("delete", "manage", name)
     service.delete_collection(tenant, name)
     return es_response({"acknowledged": True})

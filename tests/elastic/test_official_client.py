@@ -337,11 +337,7 @@ BAD_EVENTS = [
     ("search-with-page", "search", {**SEARCH, "page": {"url": "u"}}, "x_content_parse_exception"),
     ("array-for-object", "page_view", {**PAGE_VIEW, "user": ["456"]}, "x_content_parse_exception"),
 ]
-XFAIL_CASES = {
-    "array-for-object": pytest.mark.xfail(
-        strict=True, reason="schemas._field_error raises ValueError for a list where an object is expected: "
-                            "500 (ApiError) instead of 400 x_content_parse_exception"),
-}
+XFAIL_CASES: dict = {}
 
 
 @pytest.mark.parametrize("event_type, payload, es_type", [

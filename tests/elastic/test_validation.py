@@ -35,33 +35,6 @@ VALID: dict[str, dict[str, Any]] = {
 }
 PARSER = {"page_view": "page_view_event", "search": "search_event", "search_click": "search_click_event"}
 
-XFAIL_NESTED_UNKNOWN = pytest.mark.xfail(
-    strict=True,
-    reason="schemas.to_es_error reports a nested unknown key as an unknown *parent* field "
-           "('[page_view_event] unknown field [session]') instead of wrapping '[session] unknown field [foo]'",
-)
-XFAIL_ARRAY_FOR_OBJECT = pytest.mark.xfail(
-    strict=True,
-    reason="schemas._field_error treats any list value of a Nested field as a list of items "
-           "(min() over int keys of {'_schema': [...]}) and raises ValueError: an array where an object "
-           "is expected answers 500 instead of 400 x_content_parse_exception",
-)
-XFAIL_BODY_ON_BODYLESS = pytest.mark.xfail(
-    strict=True,
-    reason="views.put_collection/get_collections/delete_collection ignore a request body; ES's BaseRestHandler "
-           "rejects unconsumed content: 400 'request [PUT /...] does not support having a body'",
-)
-XFAIL_BOOL_MESSAGE = pytest.mark.xfail(
-    strict=True,
-    reason="views._bool_param says 'Failed to parse value [x] only [true] ...'; ES (Booleans.parseBoolean) "
-           "says 'Failed to parse value [x] as only [true] or [false] are allowed.'",
-)
-XFAIL_SOURCE_TYPE = pytest.mark.xfail(
-    strict=True,
-    reason="views._body_bytes defaults source_content_type to JSON; ES's contentOrSourceParam requires "
-           "both source and source_content_type and rejects source alone",
-)
-
 
 # -- helpers -----------------------------------------------------------------------------------------
 def variant(event_type: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -333,7 +306,6 @@ def test_unknown_nested_field_is_rejected(app: Any, es: Any, event_type: str, pa
     assert len(stored(app)) == 1
 
 
-@XFAIL_NESTED_UNKNOWN
 @pytest.mark.parametrize("event_type, path", NESTED_UNKNOWN)
 def test_unknown_nested_field_is_named_in_the_error(app: Any, es: Any, event_type: str, path: str) -> None:
     """ObjectParser wraps the inner '[<parser>] unknown field [foo]' in 'failed to parse field [<parent>]'."""
@@ -466,9 +438,9 @@ def test_non_numeric_string_for_an_integer_is_rejected(app: Any, es: Any) -> Non
     ("page_view", "page", "https://x"),
     ("search", "search", "shoes"),
     ("search", "search.sort", "price"),
-    pytest.param("page_view", "user", ["user-1"], marks=XFAIL_ARRAY_FOR_OBJECT),
-    pytest.param("page_view", "page", [], marks=XFAIL_ARRAY_FOR_OBJECT),
-    pytest.param("search", "search.sort", [{"name": "price"}], marks=XFAIL_ARRAY_FOR_OBJECT),
+    ("page_view", "user", ["user-1"]),
+    ("page_view", "page", []),
+    ("search", "search.sort", [{"name": "price"}]),
 ])
 def test_object_field_given_a_non_object(app: Any, es: Any, event_type: str, key: str, value: Any) -> None:
     response = post(es, event_type, variant(event_type, {key: value}))
@@ -585,7 +557,6 @@ def test_debug_parameter_must_be_true_or_false(app: Any, es: Any, value: str) ->
     assert stored(app) == []
 
 
-@XFAIL_BOOL_MESSAGE
 def test_debug_parameter_error_has_es_wording(app: Any, es: Any) -> None:
     error = assert_es_error(post(es, "page_view", VALID["page_view"], params="?debug=yes"), 400,
                             "illegal_argument_exception")
@@ -622,7 +593,6 @@ def test_source_parameter_with_unsupported_content_type(app: Any, es: Any) -> No
     assert stored(app) == []
 
 
-@XFAIL_SOURCE_TYPE
 def test_source_parameter_needs_source_content_type(app: Any, es: Any) -> None:
     response = post(es, "page_view", params=_source(VALID["page_view"], None), content_type=None)
     assert response.status_code >= 400
@@ -680,7 +650,6 @@ def time_ms() -> int:
 
 
 # -- collections ---------------------------------------------------------------------------------------
-@XFAIL_BODY_ON_BODYLESS
 @pytest.mark.parametrize("method, path", [("PUT", "/_application/analytics/shop2"),
                                           ("GET", "/_application/analytics"),
                                           ("DELETE", f"/_application/analytics/{COLLECTION}")])
