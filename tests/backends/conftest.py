@@ -25,7 +25,9 @@ def _elasticsearch() -> Backend:
         pytest.skip("ELASTICSEARCH_URL not set")
     from backends.elasticsearch import ElasticsearchBackend
 
-    if not url.startswith("elasticsearch"):
+    if url.startswith("https://"):
+        url = "elasticsearch+https://" + url.removeprefix("https://")
+    elif not url.startswith("elasticsearch"):
         url = "elasticsearch://" + url.split("://", 1)[-1]
     return backend_from_url(url, {"index_prefix": f"eg-test-{uuid.uuid4().hex[:12]}"}, [ElasticsearchBackend])
 
