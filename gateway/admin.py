@@ -5,7 +5,7 @@ They need no credentials and reveal no secrets: the storage URL is shown without
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response
 
@@ -23,7 +23,7 @@ def redact_url(url: str) -> str:
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return f"{parts.scheme}://{host}{parts.path}"
 
 
 @blueprint.get("/health")

@@ -99,3 +99,12 @@ def test_export_streams_ndjson_with_filters(tmp_path: Path) -> None:
     assert _run("export", "--config", str(config), "--tenant", "nobody").output == ""
     bad = _run("export", "--config", str(config), "--tenant", "acme", "--since", "yesterday")
     assert bad.exit_code == 2 and "--since" in bad.output
+
+
+def test_redact_url_keeps_the_form_and_drops_secrets() -> None:
+    from gateway.admin import redact_url
+
+    assert redact_url("sqlite:///var/events.db") == "sqlite:///var/events.db"
+    assert redact_url("memory://") == "memory://"
+    assert redact_url("redis://:pw@cache:6379/0?ssl=1") == "redis://cache:6379/0"
+    assert redact_url("elasticsearch+https://user:secret@es:9200") == "elasticsearch+https://es:9200"
