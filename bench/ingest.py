@@ -62,8 +62,8 @@ def settings() -> dict[str, Any]:
         raise BenchError(f"BENCH_BACKENDS: expected a comma list of {', '.join(TARGETS)}")
     connections = int(_env_number("BENCH_CONNECTIONS", 16, minimum=1))
     return {
-        "duration_s": _env_number("BENCH_DURATION", 5, minimum=1),
-        "warmup_s": _env_number("BENCH_WARMUP", 2, minimum=0),
+        "duration_s": round(_env_number("BENCH_DURATION", 5, minimum=1)),  # whole seconds: wrk's -d
+        "warmup_s": round(_env_number("BENCH_WARMUP", 2, minimum=0)),
         "connections": connections,
         "load_threads": min(connections, int(_env_number("BENCH_THREADS", 2, minimum=1))),
         "rounds": int(_env_number("BENCH_ROUNDS", 3, minimum=1)),
