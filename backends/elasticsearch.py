@@ -828,7 +828,7 @@ class ElasticsearchBackend(Backend):
     """Streams and events in an Elasticsearch 8 cluster; see the module docstring for the design."""
 
     schemes: ClassVar[tuple[str, ...]] = ("elasticsearch", "elasticsearch+https")
-    multiprocess_safe: ClassVar[bool] = True
+    multiprocess_safe = True
 
     _seq_lock = threading.Lock()
     _last_seq = 0

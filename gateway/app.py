@@ -1,7 +1,7 @@
 """The app factory: configuration + plugins + storage + quotas -> one Flask app.
 
 Request pipeline for a plugin's route: CORS preflight -> authenticate with the plugin's scheme (401) ->
-quotas (429) -> the plugin's view (which checks its grant, 403, validates, stores) -> JSON response.
+quotas (429, `gateway.quotas`) -> the plugin's view (which checks its grant, 403, validates, stores) -> JSON response.
 Any exception on the way is turned into a `GatewayError` and rendered by the API the path belongs to.
 """
 
@@ -51,7 +51,8 @@ def create_app(config: Config | Mapping[str, Any] | str | os.PathLike[str] | Non
         try:
             backend = backend_from_url(cfg.storage["url"], cfg.storage["options"], registered_backends(pm))
         except ValueError as exc:
-            raise ConfigError(f"storage.url: {exc}") from None
+            message = str(exc)
+            raise ConfigError(message if message.startswith("storage.") else f"storage.url: {message}") from None
 
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = cfg.server["max_body_bytes"]
@@ -64,8 +65,8 @@ def create_app(config: Config | Mapping[str, Any] | str | os.PathLike[str] | Non
     _check_settings(cfg, state)
 
     cors.init_app(app, cfg.cors)
-    app.before_request(_authenticate)
     quotas.init_app(app, state)
+    app.before_request(_authenticate)
     app.register_error_handler(Exception, handle_exception)
 
     pm.hook.startup(app=app)
@@ -128,7 +129,7 @@ def _check_settings(cfg: Config, state: GatewayState) -> None:
 
 
 def _authenticate() -> None:
-    """Before every plugin route: read the credential with the API's scheme and check it."""
+    """Before every plugin route: read the credential with the API's scheme, check it, count its quotas."""
     state = get_state()
     api = state.apis.get(request.blueprint) if request.blueprint else None
     if api is None or request.method == "OPTIONS":
@@ -140,7 +141,7 @@ def _authenticate() -> None:
     if credential is None:
         raise Unauthorized("unable to authenticate with the provided credentials", detail="invalid")
     g.credential = credential
-    g.api = api
+    state.quotas.check(credential, request.endpoint)
 
 
 def to_gateway_error(exc: BaseException) -> GatewayError:

@@ -70,7 +70,7 @@ def serve(config_file: str | None, host: str | None, port: int | None, workers: 
     threads = threads or cfg.server["threads"]
     app = _app(cfg)  # validate everything in the master before forking workers
     state = get_state(app)
-    if workers > 1 and not type(state.backend).multiprocess_safe:
+    if workers > 1 and not state.backend.multiprocess_safe:
         _fail(f"storage.url {cfg.storage['url']} keeps events inside one process: with {workers} workers each "
               "would see its own data. Use --workers 1, or sqlite:///var/events.db for several workers.")
     state.backend.close()
@@ -120,9 +120,8 @@ def check(config_file: str | None) -> None:
         facts = state.backend.health()
     except BackendUnavailable as exc:
         _fail(f"storage unreachable: {exc}", 1)
-    limiter = state.limiter
     try:
-        reachable = limiter is not None and limiter.storage.check()
+        reachable = state.quotas is not None and state.quotas.reachable()
     except Exception as exc:
         reachable, facts["quota_error"] = False, str(exc)
     if not reachable:

@@ -7,9 +7,11 @@ tests (`tests/backends/`), so a plugin can rely on them whatever storage an oper
 * Fields are the top-level event attributes (`id`, `type`, `timestamp`, `received_at`, `user_id`,
   `session_id`) or paths into the vendor document written ``data.a.b``.
 * Time range is ``start <= timestamp < end`` in UTC epoch milliseconds; either bound may be open.
-* ``eq``/``ne``/``in``/``not_in`` on a field holding an array match when any element matches (as in
-  Elasticsearch). ``lt``/``lte``/``gt``/``gte`` compare numbers with numbers and strings with strings.
-  ``exists`` is true when the field is present and not null. ``prefix`` and ``contains`` work on strings.
+* ``eq``/``in`` on a field holding an array match when any element matches (as in Elasticsearch);
+  ``ne``/``not_in`` are their negation (a missing field matches ``ne``; ``[1, 2] ne 1`` is false).
+  ``lt``/``lte``/``gt``/``gte`` compare numbers with numbers and strings with strings (booleans count as
+  1 and 0). ``exists`` (no value) is true when the field is present and not null. ``prefix`` and
+  ``contains`` work on strings.
 * Sorting: missing values come first ascending and last descending; ties are broken by insertion order
   in the direction of the last sort key, so paging with `offset` or `cursor` has no gaps or duplicates.
 * Aggregations are computed over every event matching the filters (not just the page):
@@ -60,6 +62,8 @@ class Filter:
             raise QueryError(f"unknown filter operator [{self.op}]")
         if self.op in ("in", "not_in") and not isinstance(self.value, list | tuple | set | frozenset):
             raise QueryError(f"operator [{self.op}] needs a list of values")
+        if self.op == "exists" and self.value not in (None, True):
+            raise QueryError("operator [exists] takes no value (negate it with a separate query)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,11 @@ from flask import Flask, Request, Response, current_app
 
 if TYPE_CHECKING:
     import pluggy
-    from flask_limiter import Limiter
 
     from .auth import CredentialStore, PresentedCredential
     from .config import Config
     from .errors import GatewayError
+    from .quotas import Quotas
     from .storage import Backend
 
 EXTENSION_KEY = "event_gateway"
@@ -37,7 +37,7 @@ class Api:
 
 @dataclass
 class GatewayState:
-    """The app's configuration, plugin manager, backend, credentials, APIs and limiter."""
+    """The app's configuration, plugin manager, backend, credentials, APIs and quota enforcer."""
 
     config: Config
     pm: pluggy.PluginManager
@@ -45,7 +45,7 @@ class GatewayState:
     credentials: CredentialStore
     apis: dict[str, Api] = field(default_factory=dict)
     prefixes: list[tuple[str, str]] = field(default_factory=list)  # (path prefix, api), longest first
-    limiter: Limiter | None = None
+    quotas: Quotas | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def api_for_path(self, path: str) -> Api | None:

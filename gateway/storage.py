@@ -43,8 +43,9 @@ class Backend(abc.ABC):
 
     #: URL schemes this class serves, e.g. ("sqlite",).
     schemes: ClassVar[tuple[str, ...]] = ()
-    #: False when several processes cannot share one store (each would see its own data).
-    multiprocess_safe: ClassVar[bool] = True
+    #: False when several processes cannot share one store (each would see its own data); may be set
+    #: per instance (an SQLite ``:memory:`` database is not shareable, an SQLite file is).
+    multiprocess_safe: bool = True
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = url

@@ -198,3 +198,55 @@ def test_failure_after_open_is_unavailable(db: Path) -> None:
     db.parent.rmdir()
     with pytest.raises(BackendUnavailable):
         backend.append([ev("a", 1)])
+
+
+def test_concurrent_appends_share_transactions_but_fail_alone(db: Path) -> None:
+    """Group commit: 8 threads x 50 appends, every 10th naming a missing stream; only those fail."""
+    import threading
+
+    from gateway.storage import StreamNotFound
+
+    backend = open_backend(db)
+    backend.create_stream(Stream(T, P, "s"))
+    commits = []
+    original = backend._commit_batches
+
+    def counting(batches):
+        commits.append(len(batches))
+        return original(batches)
+
+    backend._committer.commit_all = counting
+    outcomes: dict[str, object] = {}
+
+    def worker(n: int) -> None:
+        for i in range(50):
+            event_id = f"t{n}-{i}"
+            stream = "missing" if i % 10 == 0 else "s"
+            try:
+                outcomes[event_id] = backend.append([ev(event_id, i, stream)])
+            except StreamNotFound as exc:
+                outcomes[event_id] = exc
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    failed = {k for k, v in outcomes.items() if isinstance(v, StreamNotFound)}
+    assert failed == {f"t{n}-{i}" for n in range(8) for i in range(0, 50, 10)}
+    assert all(v == 1 for k, v in outcomes.items() if k not in failed)
+    stored = backend.query(Query(T, P, limit=1000))
+    assert sorted(e.id for e in stored.events) == sorted(set(outcomes) - failed)
+    assert sum(commits) == 400  # every batch went through exactly one group
+    backend.close()
+
+
+def test_synchronous_option_and_unknown_options(db: Path) -> None:
+    backend = open_backend(db, synchronous="normal")
+    with backend._session() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    backend.close()
+    with pytest.raises(ValueError, match="synchronous"):
+        open_backend(db, synchronous="sometimes")
+    with pytest.raises(ValueError, match="busy_timout_ms"):
+        open_backend(db, busy_timout_ms=5)
