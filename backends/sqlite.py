@@ -84,6 +84,7 @@ _INSERT = (
     "VALUES ((SELECT id FROM streams WHERE tenant = ? AND plugin = ? AND name = ?), ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (stream_id, id) DO NOTHING"
 )
+_MISSING_STREAM = "the batch names a stream that does not exist; nothing was stored"
 _EVENT_COLUMNS = "e.seq, e.stream_id, e.id, e.type, e.timestamp, e.received_at, e.user_id, e.session_id, e.data"
 _UNAVAILABLE_MESSAGES = ("unable to open", "disk i/o", "locked", "busy", "readonly", "read-only", "disk is full",
                          "malformed", "not a database", "out of memory")
@@ -583,11 +584,16 @@ class SQLiteBackend(Backend):
             raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
 
     def _commit_batches(self, batches: Sequence[list[tuple[Any, ...]]]) -> list[Any]:
-        """One transaction for a group of batches; per batch, its count of new rows or its exception."""
+        """One transaction for a group of batches; per batch, its count of new rows or its exception.
+
+        Each batch runs in a savepoint when the group has several, so a failing one is undone alone.
+        """
         results: list[Any] = []
+        alone = len(batches) == 1
         with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
             for rows in batches:
-                conn.execute("SAVEPOINT batch")
+                if not alone:
+                    conn.execute("SAVEPOINT batch")
                 before = conn.total_changes
                 try:
                     if len(rows) == 1:
@@ -595,14 +601,16 @@ class SQLiteBackend(Backend):
                     else:
                         conn.executemany(_INSERT, rows)
                 except sqlite3.IntegrityError as exc:
-                    conn.execute("ROLLBACK TO batch")
                     if "events.stream_id" not in str(exc):
                         raise
-                    results.append(StreamNotFound("the batch names a stream that does not exist; nothing was "
-                                                  "stored"))
+                    if alone:
+                        raise StreamNotFound(_MISSING_STREAM) from exc
+                    conn.execute("ROLLBACK TO batch")
+                    results.append(StreamNotFound(_MISSING_STREAM))
                 else:
                     results.append(conn.total_changes - before)
-                conn.execute("RELEASE batch")
+                if not alone:
+                    conn.execute("RELEASE batch")
         return results
 
     def query(self, query: Query) -> QueryResult:
