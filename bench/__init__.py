@@ -8,7 +8,7 @@ order and writes each result to ``bench/results/<name>.json`` (gitignored).
 from __future__ import annotations
 
 #: Run in this order by ``python -m bench``; a later issue adds "query" (query p50 over 1M events).
-BENCHMARKS: tuple[str, ...] = ("ingest",)
+BENCHMARKS: tuple[str, ...] = ("ingest", "fluid_topics")
 
 
 class BenchError(RuntimeError):
