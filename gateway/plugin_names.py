@@ -7,6 +7,7 @@ Shared by the plugin manager (what to register) and the configuration (the defau
 BUILTIN_APIS: dict[str, str] = {
     "elastic_analytics": "plugins.elastic_analytics",
     "workplace_search": "plugins.workplace_search",
+    "buildless": "plugins.buildless",
     "fluid_topics": "plugins.fluid_topics",
 }
 #: Built-in storage backends, always registered (each serves only the URL schemes it declares).

@@ -1,0 +1,104 @@
+"""HTTP layer of the Buildless telemetry API: read the envelope (JSON body or query parameters), call the service.
+
+The protocol binds ``EventEmit`` as ``post: "/v1/telemetry/event:emit"`` with no ``body:`` clause, so under
+gRPC-HTTP transcoding its fields are query parameters (``?collection=builds&event.id=...``; gRPC-gateway
+also reads a form-encoded body as parameters); clients and mocks usually send the envelope as a JSON body.
+Both are served:
+
+* a non-empty body is read as JSON whatever its Content-Type (gRPC-gateway's default marshaler reads any
+  type as JSON), except ``application/x-www-form-urlencoded``, which is read as parameters like the query
+  string, unless it starts with ``{`` (``curl -d '{...}'`` sends JSON with that type);
+* with a JSON body, query parameters naming envelope fields are refused (400: which one wins would be a
+  guess); parameters naming nothing are ignored, as gRPC-gateway ignores them.
+
+The grant is checked before the request is read, so a caller without it gets 403 whatever it sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from gateway.api import client_ip, quota, require_grant
+from gateway.errors import json_response
+
+from . import service
+from .errors import BuildlessError
+from .schemas import InvalidEvent, envelope_from_params, is_known_param
+
+blueprint = Blueprint(service.PLUGIN, __name__)
+EMIT = "/v1/telemetry/event:emit"
+PING = "/v1/telemetry/event:ping"
+FORM = "application/x-www-form-urlencoded"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f'duplicate field "{key}"')
+        out[key] = value
+    return out
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body as JSON (strict: no duplicate keys, no NaN/Infinity); 400 naming the problem."""
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise BuildlessError("invalid request body: not UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise BuildlessError(f"invalid request body: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except ValueError as exc:
+        raise BuildlessError(f"invalid request body: {exc}") from None
+
+
+def _params(pairs: list[tuple[str, list[str]]], where: str) -> dict[str, Any]:
+    try:
+        return envelope_from_params(pairs)
+    except InvalidEvent as exc:
+        raise BuildlessError(f"invalid {where}: {exc}", field=exc.field) from None
+
+
+def read_envelope() -> Any:
+    """The request's envelope: the JSON body, or the query (and form) parameters."""
+    query = [(name, request.args.getlist(name)) for name in request.args]
+    if request.mimetype == FORM:
+        raw = request.get_data(cache=True)
+        if not raw.lstrip().startswith(b"{"):
+            form = [(name, request.form.getlist(name)) for name in request.form]
+            merged: dict[str, list[str]] = {}
+            for name, values in (*form, *query):
+                merged.setdefault(name, []).extend(values)
+            return _params(list(merged.items()), "parameters")
+    else:
+        raw = request.get_data(cache=False)
+    if raw.strip():
+        both = next((name for name, _ in query if is_known_param(name)), None)
+        if both is not None:
+            raise BuildlessError(f"query parameter {both} is not allowed with a JSON body: send the event either "
+                                 "as a JSON body or as query parameters", field=both)
+        return parse_json(raw)
+    return _params(query, "query parameters")
+
+
+@blueprint.post(EMIT)
+@quota("emit")
+def event_emit() -> Response:
+    """``EventEmit``: ``200 {"ok": true, "eid": <event.id>}`` once stored, or when the id was already accepted."""
+    tenant = require_grant("emit").tenant
+    event, _new = service.emit(tenant, read_envelope(), ip=client_ip())
+    return json_response({"ok": True, "eid": event.id})
+
+
+@blueprint.post(PING)
+def event_ping() -> Response:
+    """``Ping``: ``200 {}`` for a caller holding the emit grant (the body, an empty message, is not read)."""
+    require_grant("emit")
+    return json_response({})
