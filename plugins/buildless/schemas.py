@@ -60,6 +60,8 @@ CONTEXT_RESOURCE_PATTERN = r"^[a-zA-Z]{3,12}::[a-zA-Z0-9]*"
 TENANT_NAME_PATTERN = r"^[a-zA-Z]{1}[a-zA-Z0-9_-]{2,32}"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _DECIMAL = re.compile(r"-?[0-9]+")
+_JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_NON_FINITE = frozenset({"NaN", "Infinity", "-Infinity"})
 REQUIRED = "is required"
 
 
@@ -144,6 +146,8 @@ class UInt(ProtoField):
                 raise self.fail(what)
             number = int(value)
         elif isinstance(value, str) and _DECIMAL.fullmatch(value):
+            if len(value.lstrip("-0")) > 20:  # more digits than 2**64 has (and than int() may be asked to read)
+                raise self.fail(f"must be between 0 and {self.maximum}")
             number = int(value)
         else:
             raise self.fail(what)
@@ -224,15 +228,13 @@ class Double(ProtoField):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
         if isinstance(value, bool):
             raise self.fail("must be a number")
-        if isinstance(value, int | float):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                raise self.fail("must be a number") from None
-        else:
+        if not isinstance(value, int | float) and not (
+                isinstance(value, str) and (_JSON_NUMBER.fullmatch(value) or value in _NON_FINITE)):
             raise self.fail("must be a number")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the range of a double
+            number = math.inf
         if not math.isfinite(number):
             raise self.fail("must be a finite number")
         return number

@@ -15,11 +15,14 @@ Enrichment (the protocol's ``OUTPUT_ONLY`` fields, and what the credential decid
 * ``event.tenant``: the credential's tenant (a client's value is validated, then replaced);
   ``event.scope``: ``tenant::<tenant>`` (gateway credentials belong to tenants, never to users; a tenant
   name that is not 3-56 letters and digits is replaced by 32 hex digits of its SHA-256);
-* ``event.location.sourceIp``: base64 of HMAC-SHA256 keyed by ``[plugins.buildless] ip_salt`` over
-  ``"<tenant>\\n<client IP>"``: stable for one address within a tenant, different across tenants, not
-  reversible without the salt. Without a configured salt it is not computed (a warning is logged at
-  start-up). The raw address is never stored nor logged. ``location.timezone`` and the other location
-  fields a client sends are kept.
+* ``event.location.sourceIp``: base64 of HMAC-SHA256 over ``"<tenant>\\n<client IP>"`` (the address in
+  canonical form, IPv4-mapped IPv6 as IPv4), keyed by ``[plugins.buildless] ip_salt``: stable for one
+  address within a tenant, different across tenants, not reversible without the key. Without a configured
+  salt the key is derived per tenant from its credentials' secret digests (`derived_salts`), which are as
+  secret as the configuration file that holds them, and stable as long as the tenant's keys do not change
+  (a warning is logged at start-up). Nothing is ever derived from the store, which holds the hashes. The raw
+  address is never stored nor logged. ``location.timezone`` and the other location fields a client sends
+  are kept.
 
 The event time is ``event.timing.occurred`` (epoch ms); ``user_id`` is ``event.user`` (else
 ``detail.user.uid``) and ``session_id`` the envelope's ``scope`` (e.g. a CI build id).
@@ -34,12 +37,13 @@ import ipaddress
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from gateway.api import Event, Stream, backend, now_ms, plugin_settings, store_events
-from gateway.config import ConfigError
+from gateway.api import Event, Stream, backend, now_ms, store_events
+from gateway.config import ConfigError, CredentialConfig
 from gateway.state import get_state
 from gateway.storage import Backend, StreamNotFound
 
@@ -51,6 +55,7 @@ STREAM = "telemetry"
 NO_COLLECTION = "_default"
 SETTINGS_KEY = "buildless"
 MIN_SALT_CHARS = 16
+DERIVED_SALT_LABEL = "event-gateway/buildless/ip-salt\n"
 log = logging.getLogger("event_gateway.buildless")
 
 _known: WeakKeyDictionary[Backend, set[str]] = WeakKeyDictionary()
@@ -64,19 +69,33 @@ EVENT_FIELDS = ("scope", "id", "tenant", "user", "context", "detail", "timing", 
 # -- settings --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Settings:
-    """``[plugins.buildless]``: `ip_salt` keys the hash of client addresses (None: no ``sourceIp``)."""
+    """``[plugins.buildless]``: `ip_salt` keys the hash of client addresses; without it, `derived` per tenant."""
 
     ip_salt: bytes | None = None
+    derived: Mapping[str, bytes] = field(default_factory=dict)
+
+    def salt_for(self, tenant: str) -> bytes | None:
+        """The key of the tenant's address hashes (None only for a tenant no credential has)."""
+        return self.ip_salt if self.ip_salt is not None else self.derived.get(tenant)
 
 
-def parse_settings(raw: dict[str, Any]) -> Settings:
+def derived_salts(credentials: Iterable[CredentialConfig]) -> dict[str, bytes]:
+    """Per tenant, SHA-256 of ``DERIVED_SALT_LABEL`` + the sorted secret digests of the tenant's credentials."""
+    digests: dict[str, set[str]] = {}
+    for cred in credentials:
+        digests.setdefault(cred.tenant, set()).add(cred.secret_sha256.lower())
+    return {tenant: hashlib.sha256((DERIVED_SALT_LABEL + "\n".join(sorted(found))).encode()).digest()
+            for tenant, found in digests.items()}
+
+
+def parse_settings(raw: dict[str, Any], credentials: Iterable[CredentialConfig] = ()) -> Settings:
     """Validate the ``[plugins.buildless]`` table; `ConfigError` naming the key otherwise."""
     for key in raw:
         if key != "ip_salt":
             raise ConfigError(f"plugins.{PLUGIN}.{key}: unknown setting (known: ip_salt)")
     salt = raw.get("ip_salt")
     if salt is None:
-        return Settings()
+        return Settings(derived=derived_salts(credentials))
     if not isinstance(salt, str) or len(salt) < MIN_SALT_CHARS:
         raise ConfigError(f"plugins.{PLUGIN}.ip_salt: must be a string of at least {MIN_SALT_CHARS} characters "
                           "(a random secret, e.g. from `openssl rand -hex 32`)")
@@ -84,21 +103,24 @@ def parse_settings(raw: dict[str, Any]) -> Settings:
 
 
 def configure(app: Any) -> Settings:
-    """At start-up: read and keep the settings; warn when client addresses cannot be hashed."""
+    """At start-up: read and keep the settings; warn when the address-hash key is derived from credentials."""
     state = get_state(app)
-    settings = parse_settings(state.config.plugin_settings(PLUGIN))
+    settings = parse_settings(state.config.plugin_settings(PLUGIN), state.config.credentials)
     state.extras[SETTINGS_KEY] = settings
     if settings.ip_salt is None:
-        log.warning("plugins.%s.ip_salt is not set: event.location.sourceIp is not computed "
-                    "(set a random secret of at least %d characters to record salted address hashes)",
-                    PLUGIN, MIN_SALT_CHARS)
+        log.warning("plugins.%s.ip_salt is not set: event.location.sourceIp hashes are keyed by the tenant's "
+                    "credential digests, so they change when its keys change; set a random secret of at least %d "
+                    "characters", PLUGIN, MIN_SALT_CHARS)
     return settings
 
 
 def settings() -> Settings:
     """The settings of the current app."""
     found = get_state().extras.get(SETTINGS_KEY)
-    return found if isinstance(found, Settings) else parse_settings(plugin_settings(PLUGIN))
+    if isinstance(found, Settings):
+        return found
+    config = get_state().config
+    return parse_settings(config.plugin_settings(PLUGIN), config.credentials)
 
 
 # -- enrichment ------------------------------------------------------------------------------------------------
@@ -175,7 +197,7 @@ def build_event(tenant: str, raw: Any, *, ip: str | None, received: int | None =
         envelope = load_envelope(raw)
     except InvalidEvent as exc:
         raise BuildlessError(f"invalid event: {exc}", 400, field=exc.field) from None
-    doc = enrich(tenant, envelope, received=received, ip=ip, salt=settings().ip_salt)
+    doc = enrich(tenant, envelope, received=received, ip=ip, salt=settings().salt_for(tenant))
     event = doc["event"]
     detail_user = (event.get("detail") or {}).get("user") or {}
     return Event(tenant=tenant, plugin=PLUGIN, stream=STREAM, type=envelope.get("collection") or NO_COLLECTION,

@@ -32,6 +32,8 @@ blueprint = Blueprint(service.PLUGIN, __name__)
 EMIT = "/v1/telemetry/event:emit"
 PING = "/v1/telemetry/event:ping"
 FORM = "application/x-www-form-urlencoded"
+#: Deepest nesting of objects and arrays a JSON body may have (the envelope itself needs 6 levels).
+MAX_DEPTH = 100
 
 
 def _reject_constant(name: str) -> Any:
@@ -47,16 +49,33 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _depth(value: Any) -> int:
+    """How deeply objects and arrays nest in a parsed JSON value (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
 def parse_json(raw: bytes) -> Any:
-    """The body as JSON (strict: no duplicate keys, no NaN/Infinity); 400 naming the problem."""
+    """The body as JSON (strict: UTF-8, no duplicate keys, no NaN/Infinity, at most `MAX_DEPTH` levels); else 400."""
+    too_deep = f"invalid request body: objects and arrays nest more than {MAX_DEPTH} levels deep"
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BuildlessError(too_deep) from None
     except UnicodeDecodeError:
         raise BuildlessError("invalid request body: not UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
         raise BuildlessError(f"invalid request body: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except ValueError as exc:
         raise BuildlessError(f"invalid request body: {exc}") from None
+    if _depth(body) > MAX_DEPTH:
+        raise BuildlessError(too_deep)
+    return body
 
 
 def _params(pairs: list[tuple[str, list[str]]], where: str) -> dict[str, Any]:

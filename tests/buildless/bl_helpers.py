@@ -68,9 +68,17 @@ def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-def expected_source_ip(tenant: str, ip: str, salt: str = SALT) -> str:
+def expected_source_ip(tenant: str, ip: str, salt: str | bytes = SALT) -> str:
     """base64(HMAC-SHA256(salt, "<tenant>\\n<ip>")), as the README defines `location.sourceIp`."""
-    return b64(hmac.new(salt.encode(), f"{tenant}\n{ip}".encode(), hashlib.sha256).digest())
+    key = salt.encode() if isinstance(salt, str) else salt
+    return b64(hmac.new(key, f"{tenant}\n{ip}".encode(), hashlib.sha256).digest())
+
+
+def expected_derived_salt(*secrets: str) -> bytes:
+    """The key used without `ip_salt`: SHA-256 of "event-gateway/buildless/ip-salt\\n" and the sorted hex SHA-256
+    digests of the tenant's credential secrets, one per line."""
+    digests = sorted(hashlib.sha256(secret.encode()).hexdigest() for secret in secrets)
+    return hashlib.sha256(("event-gateway/buildless/ip-salt\n" + "\n".join(digests)).encode()).digest()
 
 
 def expected_timehash(occurred: int, event_id: str) -> str:
@@ -79,12 +87,14 @@ def expected_timehash(occurred: int, event_id: str) -> str:
 
 
 def bl_config(tmp_path: Path, *, salt: str | None = SALT, **sections: Any) -> dict[str, Any]:
-    """`base_config` serving only this plugin (with the IP salt unless None), with this file's credentials."""
+    """`base_config` serving only this plugin (with the IP salt unless None), with this file's credentials unless
+    `credentials` is given."""
     plugins: dict[str, Any] = {"enabled": [PLUGIN]}
     if salt is not None:
         plugins[PLUGIN] = {"ip_salt": salt}
     sections.setdefault("plugins", plugins)
-    return base_config(tmp_path, credentials=BL_CREDENTIALS, **sections)
+    sections.setdefault("credentials", BL_CREDENTIALS)
+    return base_config(tmp_path, **sections)
 
 
 def stored(backend: Backend, tenant: str, **query: Any) -> list[Event]:

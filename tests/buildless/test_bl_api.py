@@ -16,11 +16,13 @@ import pytest
 from buildless.bl_helpers import (
     BEARER_ACME,
     BEARER_GLOBEX,
+    BL_CREDENTIALS,
     CONTEXT_TYPE,
     EMAIL_SHA256,
     EMIT,
     EVENT_ID,
     KEY_ACME,
+    KEY_GLOBEX,
     KEY_NO_GRANT,
     KEY_ODD_TENANT,
     KEY_WILDCARD,
@@ -31,6 +33,7 @@ from buildless.bl_helpers import (
     STREAM,
     b64,
     bl_config,
+    expected_derived_salt,
     expected_source_ip,
     expected_timehash,
     minimal,
@@ -238,18 +241,36 @@ def test_source_ip_is_the_peer_when_forwarded_for_is_not_trusted(tmp_path: Path)
     assert event.data["event"]["location"] == {"sourceIp": expected_source_ip("acme", "192.0.2.5")}
 
 
-def test_without_a_salt_no_address_hash_is_recorded_and_a_warning_is_logged(
+def test_without_a_salt_the_key_is_derived_from_the_tenants_credentials(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         app = create_app(bl_config(tmp_path, salt=None, storage={"url": "memory://"}))
     assert any("ip_salt" in r.getMessage() and "sourceIp" in r.getMessage() for r in caplog.records)
+    client, backend = app.test_client(), get_state(app).backend
+    ip = "192.0.2.44"
     body = minimal()
     body["event"]["location"] = {"timezone": "UTC"}
-    resp = app.test_client().post(EMIT, json=body, headers={**BEARER_ACME, "X-Forwarded-For": "192.0.2.44"})
-    assert resp.status_code == 200
-    (event,) = stored(get_state(app).backend, "acme")
-    assert event.data["event"]["location"] == {"timezone": "UTC"}
-    assert "192.0.2.44" not in json.dumps(event.to_dict())
+    assert client.post(EMIT, json=body, headers={**BEARER_ACME, "X-Forwarded-For": ip}).status_code == 200
+    assert client.post(EMIT, json=body, headers={**BEARER_GLOBEX, "X-Forwarded-For": ip}).status_code == 200
+    (acme,) = stored(backend, "acme")
+    (globex,) = stored(backend, "globex")
+    acme_key = expected_derived_salt(KEY_ACME, KEY_NO_GRANT)  # the two credentials of tenant acme
+    assert acme.data["event"]["location"] == {"sourceIp": expected_source_ip("acme", ip, acme_key), "timezone": "UTC"}
+    assert globex.data["event"]["location"]["sourceIp"] == expected_source_ip("globex", ip,
+                                                                              expected_derived_salt(KEY_GLOBEX))
+    for event in (acme, globex):
+        assert ip not in json.dumps(event.to_dict())
+
+    # another tenant's new key changes nothing for acme; a new acme key changes acme's hashes
+    extra = [{"id": "bl-globex-2", "secret": "bl-globex-emit-key-0002", "tenant": "globex", "grants": []}]
+    for credentials, expected in (([*BL_CREDENTIALS, *extra], acme_key),
+                                  ([*BL_CREDENTIALS, {**extra[0], "tenant": "acme"}],
+                                   expected_derived_salt(KEY_ACME, KEY_NO_GRANT, "bl-globex-emit-key-0002"))):
+        other = create_app(bl_config(tmp_path, salt=None, storage={"url": "memory://"}, credentials=credentials))
+        assert other.test_client().post(EMIT, json=minimal(), headers={**BEARER_ACME, "X-Forwarded-For": ip}
+                                        ).status_code == 200
+        (event,) = stored(get_state(other).backend, "acme")
+        assert event.data["event"]["location"]["sourceIp"] == expected_source_ip("acme", ip, expected)
 
 
 @pytest.mark.parametrize("settings, key", [
@@ -504,6 +525,19 @@ def test_invalid_json_is_400_invalid_argument(bl_client: Any) -> None:
     for body, fragment in cases:
         resp = bl_client.post(EMIT, data=body, headers={**BEARER_ACME, "Content-Type": "application/json"})
         assert fragment in status_body(resp, 400, 3), body
+
+
+@pytest.mark.parametrize("depth, status", [(90, 200), (98, 400), (5000, 400), (200_000, 400)])
+def test_deeply_nested_bodies_are_400_not_500(bl_client: Any, bl_backend: Any, depth: int, status: int) -> None:
+    # root, event and data are three levels; `depth` arrays nest inside data.a
+    raw = json.dumps(minimal())[:-2] + ', "data": {"@type": "t/x", "a": ' + "[" * depth + "]" * depth + "}}}"
+    resp = bl_client.post(EMIT, data=raw, headers={**BEARER_ACME, "Content-Type": "application/json"})
+    if status == 200:
+        assert resp.get_json() == {"ok": True, "eid": EVENT_ID}
+        assert len(stored(bl_backend, "acme")) == 1
+    else:
+        assert "100 levels" in status_body(resp, 400, 3)
+        assert stored(bl_backend, "acme") == []
 
 
 @pytest.mark.parametrize("path", ["/v1/telemetry/event:stream", "/v1/telemetry/events", "/v1/telemetry/"])
