@@ -20,6 +20,7 @@ from . import admin, cors, quotas
 from .auth import CredentialStore
 from .config import Config, ConfigError, load_config, validate_config
 from .errors import (
+    BadRequest,
     GatewayError,
     InternalError,
     ServiceUnavailable,
@@ -28,7 +29,7 @@ from .errors import (
     json_response,
     render_gateway_error,
 )
-from .plugins import allow_list, build_plugin_manager, registered_backends
+from .plugins import allow_list, build_plugin_manager, known_plugin_names, registered_backends
 from .state import EXTENSION_KEY, Api, GatewayState, get_state
 from .storage import Backend, BackendUnavailable, backend_from_url
 
@@ -113,19 +114,26 @@ def _register_apis(app: Flask, state: GatewayState) -> None:
 
 
 def _check_settings(cfg: Config, state: GatewayState) -> None:
-    """Quota overrides and plugin settings must name loaded APIs and declared quotas."""
+    """Quota overrides and plugin settings must name known plugins and declared quotas.
+
+    Tables of a known plugin that is not loaded (disabled, or left out by ``EVENT_GATEWAY_PLUGINS``) are
+    ignored, so one configuration file serves every selection of plugins.
+    """
+    known = known_plugin_names() | {name for name, _ in state.pm.list_name_plugin()}
     for api_name, overrides in cfg.quotas["plugins"].items():
         api = state.apis.get(api_name)
         if api is None:
-            raise ConfigError(f"quotas.{api_name}: no loaded plugin serves an API of that name")
+            if api_name in known:
+                continue
+            raise ConfigError(f"quotas.{api_name}: no plugin of that name is installed")
         for quota_name, value in overrides.items():
             if quota_name not in api.quotas:
                 known = ", ".join(sorted(api.quotas)) or "none"
                 raise ConfigError(f"quotas.{api_name}.{quota_name}: unknown quota (declared: {known})")
             api.quotas[quota_name] = value
     for name in cfg.plugins["settings"]:
-        if state.pm.get_plugin(name) is None:
-            raise ConfigError(f"plugins.{name}: no such plugin is loaded")
+        if name not in known:
+            raise ConfigError(f"plugins.{name}: no plugin of that name is installed")
 
 
 def _authenticate() -> None:
@@ -153,6 +161,8 @@ def to_gateway_error(exc: BaseException) -> GatewayError:
         return limited
     if isinstance(exc, HTTPException):
         return from_http_exception(exc)
+    if isinstance(exc, RecursionError):  # e.g. a JSON body nested thousands of levels deep
+        return BadRequest("the request body is nested too deeply")
     if isinstance(exc, BackendUnavailable):
         log.error("storage backend unavailable: %s", exc)
         return ServiceUnavailable("the event store is unavailable; nothing was accepted")

@@ -83,6 +83,11 @@ def _import(module: str) -> ModuleType:
         raise PluginLoadError(f"cannot import plugin module {module}: {exc}") from exc
 
 
+def known_plugin_names() -> set[str]:
+    """Every plugin that could be loaded: the built-in APIs and the installed entry points."""
+    return set(BUILTIN_APIS) | {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def registered_backends(pm: pluggy.PluginManager) -> dict[str, type[Backend]]:
     """URL scheme -> backend class, from every plugin's `storage_backends` hook (first registration wins)."""
     by_scheme: dict[str, type[Backend]] = {}

@@ -98,3 +98,23 @@ def test_start_up_refuses_unknown_plugins_quotas_and_schemes() -> None:
         create_app({"storage": {"url": "ftp://x"}})
     with pytest.raises(ConfigError, match=r"plugins\.nosuch"):
         create_app({"storage": {"url": "memory://"}, "plugins": {"nosuch": {"a": 1}}})
+
+
+def test_tables_of_known_but_unloaded_plugins_are_ignored(monkeypatch) -> None:
+    from gateway.state import get_state
+
+    monkeypatch.setenv("EVENT_GATEWAY_PLUGINS", "elastic_analytics")
+    app = create_app({"storage": {"url": "memory://"}, "quotas": {"hello": {"events": "1/second"}},
+                      "plugins": {"hello": {"anything": 1}}})
+    assert sorted(get_state(app).apis) == ["elastic_analytics"]
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(make_app) -> None:
+    from support import api_key
+
+    client = make_app().test_client()
+    client.put("/_application/analytics/shop", headers={"Authorization": f"ApiKey {api_key('admin')}"})
+    body = '{"session":' * 50_000 + "1" + "}" * 50_000  # 550 kB, under max_body_bytes
+    response = client.post("/_application/analytics/shop/event/page_view", data=body,
+                           headers={"Authorization": f"ApiKey {api_key('admin')}", "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.get_json()["error"]["type"] == "illegal_argument_exception"
