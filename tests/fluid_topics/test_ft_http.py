@@ -189,3 +189,22 @@ def test_settings_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monke
     app = create_app(ft_config(tmp_path))
     with app.app_context():
         assert service.settings().retention_days == 7
+
+
+@pytest.mark.slow
+def test_real_server_with_two_workers(tmp_path: Path, serve: Any) -> None:
+    """``event-gateway serve`` (gunicorn, 2 workers, SQLite): post an array, then read it back and count it."""
+    import requests
+
+    server = serve(ft_config(tmp_path, storage="sqlite"))
+    headers = {**ACME, "Ft-Calling-App": "pytest", "X-Forwarded-For": "10.60.1.38"}
+    posted = requests.post(server.url + INGEST, json=[EVENT, {**EVENT, "name": "topic.display"}], headers=headers,
+                           timeout=10)
+    assert posted.status_code == 200, posted.text
+    got = requests.post(server.url + RETRIEVE, json=BODIES[RETRIEVE], headers=headers, timeout=10).json()
+    assert {r["id"] for r in got["results"]} == set(posted.json()["ids"])
+    assert {r["userIp"] for r in got["results"]} == {"10.60.1.38"}
+    counted = requests.post(server.url + COUNT, json=BODIES[COUNT], headers=headers, timeout=10).json()
+    assert sorted(sum(p["eventCount"] for p in r["periods"]) for r in counted["results"]) == [1, 1]
+    missing = requests.post(server.url + RETRIEVE, json={}, headers=headers, timeout=10)
+    assert missing.status_code == 400 and missing.json()["field"] == "startDate"
