@@ -17,7 +17,7 @@ from .events import Event, Stream, new_event_id, now_ms
 from .netaddr import client_ip as _client_ip
 from .quotas import quota
 from .state import get_state
-from .storage import Backend
+from .storage import Backend, StreamNotFound
 
 __all__ = ["Event", "Stream", "backend", "client_ip", "credential", "new_event_id", "now_ms", "plugin_settings",
            "quota", "require_grant", "store_events", "user_agent"]
@@ -62,14 +62,24 @@ def user_agent() -> str | None:
     return value if value and value.strip() else None
 
 
-def store_events(events: Sequence[Event], *, enrich: bool = True) -> int:
+def store_events(events: Sequence[Event], *, enrich: bool = True, create_streams: bool = False) -> int:
     """Run the `enrich_event` hooks, then append the batch atomically; returns how many were new.
 
-    Returns only once the backend holds the events durably, so the caller may acknowledge them.
+    Returns only once the backend holds the events durably, so the caller may acknowledge them. With
+    `create_streams` the events' streams are implicit: created on first use (the catalog is asked once per
+    stream and process) and re-created if someone deleted them meanwhile.
     """
     state = get_state()
     if enrich:
         hook = state.pm.hook.enrich_event
         for event in events:
             hook(event=event, request=request)
-    return state.backend.append(events)
+    if not create_streams:
+        return state.backend.append(events)
+    keys = {(event.tenant, event.plugin, event.stream) for event in events}
+    state.implicit_streams.ensure(state.backend, keys)
+    try:
+        return state.backend.append(events)
+    except StreamNotFound:  # deleted since we last saw it (by another process, perhaps): once more
+        state.implicit_streams.ensure(state.backend, keys, recheck=True)
+        return state.backend.append(events)

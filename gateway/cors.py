@@ -16,6 +16,16 @@ ALLOW_HEADERS = ("X-Requested-With, X-Auth-Token, Content-Type, Content-Length, 
 ALLOW_METHODS = "OPTIONS, HEAD, GET, POST, PUT, DELETE"
 
 
+def _allowed_headers(requested: str | None) -> str:
+    """The usual headers plus whatever the preflight asks for (vendor headers such as FT-Authorization);
+    the origin allow-list, not the header list, is what keeps other sites out."""
+    if not requested:
+        return ALLOW_HEADERS
+    usual = {name.strip().lower() for name in ALLOW_HEADERS.split(",")}
+    extra = [name.strip() for name in requested.split(",") if name.strip() and name.strip().lower() not in usual]
+    return ", ".join([ALLOW_HEADERS, *extra]) if extra else ALLOW_HEADERS
+
+
 def init_app(app: Flask, settings: dict[str, Any]) -> None:
     """Install the preflight answer and the response headers when origins are configured."""
     origins = frozenset(settings["allow_origins"])
@@ -38,7 +48,7 @@ def init_app(app: Flask, settings: dict[str, Any]) -> None:
             response.headers.update({
                 "Access-Control-Allow-Origin": origin,
                 "Access-Control-Allow-Methods": ALLOW_METHODS,
-                "Access-Control-Allow-Headers": ALLOW_HEADERS,
+                "Access-Control-Allow-Headers": _allowed_headers(request.headers.get("Access-Control-Request-Headers")),
                 "Access-Control-Allow-Credentials": "true",
                 "Access-Control-Max-Age": max_age,
                 "Vary": "Origin",

@@ -36,16 +36,13 @@ import hmac
 import ipaddress
 import logging
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from weakref import WeakKeyDictionary
 
-from gateway.api import Event, Stream, backend, now_ms, store_events
+from gateway.api import Event, now_ms, store_events
 from gateway.config import ConfigError, CredentialConfig
 from gateway.state import get_state
-from gateway.storage import Backend, StreamNotFound
 
 from .errors import BuildlessError
 from .schemas import InvalidEvent, load_envelope
@@ -58,8 +55,6 @@ MIN_SALT_CHARS = 16
 DERIVED_SALT_LABEL = "event-gateway/buildless/ip-salt\n"
 log = logging.getLogger("event_gateway.buildless")
 
-_known: WeakKeyDictionary[Backend, set[str]] = WeakKeyDictionary()
-_lock = threading.Lock()
 _TENANT_ID = re.compile(r"[A-Za-z0-9]{3,56}")
 #: `TelemetryEvent` fields in field-number order (the stored document's key order).
 EVENT_FIELDS = ("scope", "id", "tenant", "user", "context", "detail", "timing", "location", "timer", "ordinal",
@@ -171,25 +166,6 @@ def enrich(tenant: str, envelope: dict[str, Any], *, received: int, ip: str | No
 
 
 # -- storage ---------------------------------------------------------------------------------------------------
-def _tenants_with_stream(store: Backend) -> set[str]:
-    with _lock:
-        known = _known.get(store)
-        if known is None:
-            known = _known[store] = set()
-        return known
-
-
-def ensure_stream(tenant: str, *, recheck: bool = False) -> None:
-    """Make sure the tenant's stream exists; asks the catalog only the first time (or when `recheck`)."""
-    store = backend()
-    known = _tenants_with_stream(store)
-    if tenant in known and not recheck:
-        return
-    known.discard(tenant)
-    store.ensure_stream(Stream(tenant=tenant, plugin=PLUGIN, name=STREAM))
-    known.add(tenant)
-
-
 def build_event(tenant: str, raw: Any, *, ip: str | None, received: int | None = None) -> Event:
     """Validate the envelope (every problem reported at once, 400) and build the enriched stored event."""
     received = now_ms() if received is None else received
@@ -209,11 +185,6 @@ def build_event(tenant: str, raw: Any, *, ip: str | None, received: int | None =
 def emit(tenant: str, raw: Any, *, ip: str | None) -> tuple[Event, bool]:
     """Validate, enrich and store one event durably; (the event, whether it was new for the tenant)."""
     event = build_event(tenant, raw, ip=ip)
-    ensure_stream(tenant)
     event.data["event"]["timing"]["ingested"] = now_ms()
-    try:
-        stored = store_events([event])
-    except StreamNotFound:  # the stream was deleted since we last saw it: re-create it, append again
-        ensure_stream(tenant, recheck=True)
-        stored = store_events([event], enrich=False)  # already enriched by the first attempt
+    stored = store_events([event], create_streams=True)
     return event, stored > 0

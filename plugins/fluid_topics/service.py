@@ -18,18 +18,15 @@ Settings (``[plugins.fluid_topics]``): ``retention_days`` (default 365), the ana
 from __future__ import annotations
 
 import math
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from weakref import WeakKeyDictionary
 
-from gateway.api import Event, Stream, backend, client_ip, now_ms, plugin_settings, store_events, user_agent
+from gateway.api import Event, backend, client_ip, now_ms, plugin_settings, store_events, user_agent
 from gateway.config import ConfigError
 from gateway.query import Aggregation, Filter, Query, Sort
-from gateway.storage import Backend, StreamNotFound
 
 from .errors import FtError
 from .schemas import COUNT, INGEST, MAX_PER_PAGE, RETRIEVE, Moment, load, split_event
@@ -151,22 +148,6 @@ def window_problems(start: Moment, end: Moment | None, *, now: int, retention_da
 
 
 # -- ingest -----------------------------------------------------------------------------------------
-_known: WeakKeyDictionary[Backend, set[str]] = WeakKeyDictionary()
-_lock = threading.Lock()
-
-
-def ensure_stream(tenant: str, *, recheck: bool = False) -> None:
-    """Make sure the tenant's stream exists; asks the catalog only the first time (or when `recheck`)."""
-    store = backend()
-    with _lock:
-        known = _known.setdefault(store, set())
-    if tenant in known and not recheck:
-        return
-    known.discard(tenant)
-    store.ensure_stream(Stream(tenant=tenant, plugin=PLUGIN, name=STREAM))
-    known.add(tenant)
-
-
 def document(*, event_id: str, at: int, tenant: str, fields: Mapping[str, Any], parameters: Mapping[str, Any],
              agent: str | None, ip: str | None) -> dict[str, Any]:
     """The stored (and returned) form of an event, in the retrieve service's key order."""
@@ -243,12 +224,7 @@ def record_events(tenant: str, body: Any) -> list[Event]:
     events = build_events(tenant, body)
     if not events:
         return events
-    ensure_stream(tenant)
-    try:
-        store_events(events)
-    except StreamNotFound:  # the stream was deleted since we last saw it: re-create it, append again
-        ensure_stream(tenant, recheck=True)
-        store_events(events, enrich=False)  # already enriched by the first attempt
+    store_events(events, create_streams=True)
     return events
 
 

@@ -219,3 +219,16 @@ def test_request_helpers_inside_a_view() -> None:
     assert bad_xff.get_json()["ip"] == "192.0.2.7"
     denied = client.post("/echo", json={}, headers={"Authorization": "Bearer reader-secret"})
     assert denied.status_code == 403 and denied.get_json()["error"]["code"] == "forbidden"
+
+
+def test_cors_preflight_allows_the_requested_vendor_headers(make_app) -> None:
+    client = make_app(cors={"allow_origins": ["https://docs.example"]}).test_client()
+    answer = client.options("/api/analytics/events", headers={
+        "Origin": "https://docs.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "ft-calling-app, content-type, authorization"})
+    allowed = [h.strip().lower() for h in answer.headers["Access-Control-Allow-Headers"].split(",")]
+    assert {"ft-calling-app", "content-type", "authorization"} <= set(allowed)
+    assert len(allowed) == len(set(allowed))
+    foreign = client.options("/api/analytics/events", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in foreign.headers
