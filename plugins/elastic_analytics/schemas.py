@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from gateway.fastload import fast_loader
 
 from .errors import EsError
 
@@ -146,11 +148,6 @@ class SearchClickEventSchema(_Strict):
     document = _nested(DocumentSchema)
     page = _nested(PageSchema)
 
-    @validates_schema
-    def _document_or_page(self, data: dict[str, Any], **_: Any) -> None:
-        if "document" not in data and "page" not in data:
-            raise ValidationError(REQUIRED, "document")
-
 
 #: event type -> schema instance (schemas are stateless; build once)
 EVENT_SCHEMAS: dict[str, _Strict] = {
@@ -249,12 +246,20 @@ def _field_error(schema: Schema, key: str, value: Any, messages: Any, first: str
     return EsError("illegal_argument_exception", f"[{name}] field [{key}]: {first}")
 
 
+#: event type -> compiled loader (marshmallow's result, fast for valid bodies; see gateway.fastload)
+_LOADERS = {event_type: fast_loader(schema) for event_type, schema in EVENT_SCHEMAS.items()}
+
+
 def load_event(event_type: str, raw: Any) -> dict[str, Any]:
     """Validate and normalise an event body; raise the `EsError` Elasticsearch would."""
     schema = EVENT_SCHEMAS[event_type]
     if not isinstance(raw, dict):
         raise to_es_error(schema, raw, {})
     try:
-        return schema.load(raw)
+        payload = _LOADERS[event_type](raw)
     except ValidationError as err:
         raise to_es_error(schema, raw, err.messages) from None
+    missing = [group for group in schema.required_sets if not any(key in payload for key in group)]
+    if missing:  # search_click: document or page (ObjectParser's required field set)
+        raise to_es_error(schema, raw, {group[0]: [REQUIRED] for group in missing})
+    return payload
