@@ -15,6 +15,7 @@ import fcntl
 import os
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -55,21 +56,28 @@ class GroupCommitter(Generic[T]):
                 with self._queue_lock:
                     group, self._queue = self._queue, []
                 self._commit(group)
+        if not pending.done:  # cannot happen: every group is settled; never acknowledge by accident
+            raise RuntimeError("group commit left a batch unsettled")
         if pending.error is not None:
             raise pending.error
         return pending.result
 
     def _commit(self, group: list[_Pending[T]]) -> None:
-        fd = self._process_lock()
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        """Commit a group; whatever fails, every batch of it is settled with a result or an exception."""
+        fd = None
         try:
+            fd = self._process_lock()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
             results = self.commit_all([p.batch for p in group])
-        except BaseException as exc:  # the transaction failed: no batch of the group is stored
+            if len(results) != len(group):
+                raise RuntimeError(f"commit_all returned {len(results)} results for {len(group)} batches")
+        except BaseException as exc:  # nothing of the group is stored (the transaction never committed)
             results = [exc] * len(group)
         finally:
             if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                with suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_UN)
         for pending, result in zip(group, results, strict=True):
             if isinstance(result, BaseException):
                 pending.error = result
