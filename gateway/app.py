@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import Blueprint, Flask, g, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RequestRedirect
 
 from . import admin, cors, quotas
 from .auth import CredentialStore
@@ -26,9 +25,9 @@ from .errors import (
     ServiceUnavailable,
     Unauthorized,
     from_http_exception,
-    json_response,
     render_gateway_error,
 )
+from .jsonbody import read_body
 from .plugins import allow_list, build_plugin_manager, known_plugin_names, registered_backends
 from .state import EXTENSION_KEY, Api, GatewayState, get_state
 from .storage import Backend, BackendUnavailable, backend_from_url
@@ -58,6 +57,7 @@ def create_app(config: Config | Mapping[str, Any] | str | os.PathLike[str] | Non
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = cfg.server["max_body_bytes"]
     app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False  # "//" would otherwise be an HTML redirect page, not a vendor error
     state = GatewayState(config=cfg, pm=pm, backend=backend, credentials=CredentialStore(cfg.credentials))
     app.extensions[EXTENSION_KEY] = state
 
@@ -119,20 +119,20 @@ def _check_settings(cfg: Config, state: GatewayState) -> None:
     Tables of a known plugin that is not loaded (disabled, or left out by ``EVENT_GATEWAY_PLUGINS``) are
     ignored, so one configuration file serves every selection of plugins.
     """
-    known = known_plugin_names() | {name for name, _ in state.pm.list_name_plugin()}
+    installed = known_plugin_names() | {name for name, _ in state.pm.list_name_plugin()}
     for api_name, overrides in cfg.quotas["plugins"].items():
         api = state.apis.get(api_name)
         if api is None:
-            if api_name in known:
+            if api_name in installed:
                 continue
             raise ConfigError(f"quotas.{api_name}: no plugin of that name is installed")
         for quota_name, value in overrides.items():
             if quota_name not in api.quotas:
-                known = ", ".join(sorted(api.quotas)) or "none"
-                raise ConfigError(f"quotas.{api_name}.{quota_name}: unknown quota (declared: {known})")
+                declared = ", ".join(sorted(api.quotas)) or "none"
+                raise ConfigError(f"quotas.{api_name}.{quota_name}: unknown quota (declared: {declared})")
             api.quotas[quota_name] = value
     for name in cfg.plugins["settings"]:
-        if name not in known:
+        if name not in installed:
             raise ConfigError(f"plugins.{name}: no plugin of that name is installed")
 
 
@@ -149,7 +149,10 @@ def _authenticate() -> None:
     if credential is None:
         raise Unauthorized("unable to authenticate with the provided credentials", detail="invalid")
     g.credential = credential
+    g.presented = presented
     state.quotas.check(credential, request.endpoint)
+    if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        read_body(request, state.config.server["max_body_bytes"])  # 413 for chunked bodies too, then cached
 
 
 def to_gateway_error(exc: BaseException) -> GatewayError:
@@ -172,8 +175,6 @@ def to_gateway_error(exc: BaseException) -> GatewayError:
 
 def handle_exception(exc: Exception) -> Any:
     """The app's one error handler: classify, then render in the format of the API the path belongs to."""
-    if isinstance(exc, RequestRedirect):
-        return json_response({"redirect": exc.new_url}, exc.code, {"Location": exc.new_url})
     error = to_gateway_error(exc)
     state = get_state()
     api = state.apis.get(request.blueprint) if request.blueprint else state.api_for_path(request.path)

@@ -286,3 +286,15 @@ def test_unexpected_error_on_a_gateway_route_is_gateway_500(tmp_path: Path) -> N
     client = _app_with(tmp_path, BrokenHealthBackend()).test_client()
     body = assert_gateway_error(client.get("/_gateway/health"), 500)
     assert "bug in health" not in json.dumps(body)
+
+
+@pytest.mark.parametrize("path", ["/_application//analytics/shop/event/page_view", "/_gateway//health",
+                                  "//_application/analytics"])
+def test_double_slashes_are_json_errors_not_redirect_pages(path: str, tmp_path) -> None:
+    from gateway import create_app
+    from support import base_config
+
+    client = create_app(base_config(tmp_path, storage={"url": "memory://"})).test_client()
+    response = client.post(path, json={}) if "event" in path else client.get(path)
+    assert response.status_code in (400, 404, 405)
+    assert response.mimetype == "application/json" and response.get_json()

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Response, request
 
 from gateway.errors import GatewayError, json_response
+from gateway.jsonbody import InvalidJSON
 
 PRODUCT_HEADER = ("X-Elastic-Product", "Elasticsearch")
 WWW_AUTHENTICATE = 'Basic realm="security", charset="UTF-8", Bearer realm="security", ApiKey'
@@ -87,6 +88,9 @@ def _translate(error: GatewayError) -> EsError | ShortEsError:
     """Map the core's neutral errors onto what Elasticsearch answers in the same situation."""
     if isinstance(error, EsError | ShortEsError):
         return error
+    if isinstance(error, InvalidJSON):
+        where = f"[{error.line}:{error.column}] " if error.line is not None else ""
+        return EsError("x_content_parse_exception", f"{where}{error.message}")
     status = error.status
     if status == 401:
         if error.detail == "missing":

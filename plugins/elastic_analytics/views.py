@@ -7,13 +7,13 @@ missing body is a ``parse_exception``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from gateway.api import quota, require_grant
 from gateway.errors import Forbidden
+from gateway.jsonbody import parse_json, read_body
 
 from . import service
 from .errors import (
@@ -84,18 +84,9 @@ def _media_type(header: str) -> str:
     return media
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise EsError("x_content_parse_exception", f"Duplicate field '{key}'")
-        out[key] = value
-    return out
-
-
 def _body_bytes() -> bytes:
     """The raw body (or ``source`` parameter), after ES's Content-Type check; 400 when there is none."""
-    raw = request.get_data(cache=False)
+    raw = read_body(request, current_app.config["MAX_CONTENT_LENGTH"])
     if raw:
         header = request.headers.get("Content-Type")
         if not header:
@@ -112,15 +103,6 @@ def _body_bytes() -> bytes:
             raise EsError("illegal_argument_exception", f"Unknown value for source_content_type [{source_type}]")
         return source.encode()
     raise EsError("parse_exception", "request body or source parameter is required")
-
-
-def _parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise EsError("x_content_parse_exception", f"[{exc.lineno}:{exc.colno}] {exc.msg}") from None
-    except UnicodeDecodeError:
-        raise EsError("x_content_parse_exception", "Invalid UTF-8 in request body") from None
 
 
 @blueprint.put(f"{BASE}/<name>")
@@ -169,7 +151,7 @@ def post_event(collection: str, event_type: str) -> Response:
     raw = _body_bytes()
     service.check_event_type(event_type)
     service.require_collection(tenant, collection)
-    event = service.post_event(tenant, collection, event_type, _parse_json(raw))
+    event = service.post_event(tenant, collection, event_type, parse_json(raw, reject_duplicate_keys=True))
     body: dict[str, Any] = {"accepted": True}
     if debug:
         body["event"] = event.data

@@ -117,4 +117,4 @@ def test_deeply_nested_json_is_a_400_not_a_500(make_app) -> None:
     body = '{"session":' * 50_000 + "1" + "}" * 50_000  # 550 kB, under max_body_bytes
     response = client.post("/_application/analytics/shop/event/page_view", data=body,
                            headers={"Authorization": f"ApiKey {api_key('admin')}", "Content-Type": "application/json"})
-    assert response.status_code == 400 and response.get_json()["error"]["type"] == "illegal_argument_exception"
+    assert response.status_code == 400 and response.get_json()["error"]["type"] == "x_content_parse_exception"

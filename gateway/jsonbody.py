@@ -1,0 +1,116 @@
+"""Reading request bodies: the size limit for every transfer encoding, and one strict JSON parser.
+
+Every API reads JSON, and every one must answer bad JSON with a 4xx in its own format rather than a 500.
+`parse_json` refuses what the vendors' parsers refuse — invalid UTF-8, ``NaN``/``Infinity``, unpaired
+surrogate escapes (they could never be written back out as UTF-8), integers too long to convert, nesting
+deeper than `MAX_DEPTH` — and, on request, duplicate keys (Elasticsearch's parser rejects them). Problems
+raise `InvalidJSON`, a `BadRequest` with code ``invalid_json`` and the position, rendered by the plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Request
+
+from .errors import BadRequest, PayloadTooLarge
+
+MAX_DEPTH = 512
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_KEY = re.compile(rb'"\s*:')
+
+
+class InvalidJSON(BadRequest):
+    """The body is not acceptable JSON; `line`/`column` locate the problem when known."""
+
+    code = "invalid_json"
+
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.line, self.column = line, column
+
+
+def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, at most `max_bytes` (413 beyond), whether sent with Content-Length or chunked."""
+    if request.content_length is not None:
+        return request.get_data()  # werkzeug enforces MAX_CONTENT_LENGTH: 413 beyond it
+    cached = getattr(request, "_cached_data", None)
+    if cached is not None:
+        return cached
+    stream = request.environ.get("wsgi.input")
+    data = stream.read(max_bytes + 1) if stream is not None else b""
+    if len(data) > max_bytes:
+        raise PayloadTooLarge("request body is larger than the configured limit")
+    request._cached_data = data  # later get_data() calls see the same bytes
+    return data
+
+
+def parse_json(raw: bytes | str, *, reject_duplicate_keys: bool = False) -> Any:
+    """Parse a request body strictly; raise `InvalidJSON` for anything a strict vendor parser refuses."""
+    if isinstance(raw, bytes):
+        data = raw
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidJSON(f"Invalid UTF-8 start byte at offset {exc.start}") from None
+    else:
+        text, data = raw, raw.encode("utf-8", "surrogatepass")
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidJSON(exc.msg, line=exc.lineno, column=exc.colno) from None
+    except RecursionError:
+        raise InvalidJSON(f"nesting is deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # e.g. an integer literal beyond int_max_str_digits
+        raise InvalidJSON(str(exc)) from None
+    if reject_duplicate_keys or _SURROGATE_ESCAPE.search(data) or _deeper_than(text, MAX_DEPTH):
+        _check(value, text, data, reject_duplicate_keys)
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidJSON(f"Non-standard token '{name}': not allowed in JSON")
+
+
+def _deeper_than(text: str, limit: int) -> bool:
+    """Cheap pre-check: only documents with many brackets can be deeply nested."""
+    return text.count("{") + text.count("[") > limit
+
+
+def _check(value: Any, text: str, data: bytes, duplicates: bool) -> None:
+    keys = 0
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidJSON(f"nesting is deeper than {MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            keys += len(node)
+            for key, item in node.items():
+                _check_text(key)
+                stack.append((item, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str):
+            _check_text(node)
+    if duplicates and len(_KEY.findall(data)) != keys:
+        # a count that differs may also come from '":' inside string values: parse again to be sure
+        json.loads(text, object_pairs_hook=_unique_keys)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidJSON("Invalid unpaired surrogate in a string") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InvalidJSON(f"Duplicate field '{key}'")
+        out[key] = value
+    return out

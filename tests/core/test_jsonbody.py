@@ -1,0 +1,88 @@
+"""gateway.jsonbody: strict JSON for every API, and the body limit for chunked requests too."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from pathlib import Path
+
+import pytest
+from support import api_key, base_config
+
+from gateway.jsonbody import MAX_DEPTH, InvalidJSON, parse_json
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b'{"a": NaN}', "NaN"),
+    (b'{"a": Infinity}', "Infinity"),
+    (b'{"a": -Infinity}', "-Infinity"),
+    (b'{"a": "\\ud800"}', "unpaired surrogate"),
+    (b'{"\\udfff": 1}', "unpaired surrogate"),
+    (b'{"a": ' + b"1" * 5000 + b"}", "digits"),
+    (b'{"a": "\xff"}', "UTF-8"),
+    (b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), "deeper"),
+    (b"[" * 100_000 + b"]" * 100_000, "deeper"),
+    (b'{"a": 1,}', "Expecting property name"),
+])
+def test_refused(raw: bytes, message: str) -> None:
+    with pytest.raises(InvalidJSON, match=message):
+        parse_json(raw)
+
+
+def test_position_is_reported() -> None:
+    with pytest.raises(InvalidJSON) as info:
+        parse_json(b'{\n  "a": tru\n}')
+    assert (info.value.line, info.value.column) == (2, 8)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a": 1, "a": 2}',
+    b'{"x": {"k": 1, "k": 1}}',
+    b'[{"a": "\\":", "a": 1}]',
+])
+def test_duplicate_keys_only_when_asked(raw: bytes) -> None:
+    with pytest.raises(InvalidJSON, match="Duplicate field"):
+        parse_json(raw, reject_duplicate_keys=True)
+    parse_json(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a": "\\":", "b": "x\\":y"}',  # '":' inside values is not a key
+    b'{"emoji": "\\ud83d\\ude00", "t": "caf\xc3\xa9"}',  # paired surrogates and UTF-8 are fine
+    b"[" * MAX_DEPTH + b"]" * MAX_DEPTH,
+])
+def test_accepted(raw: bytes) -> None:
+    assert parse_json(raw, reject_duplicate_keys=True) == json.loads(raw)
+
+
+def test_chunked_body_over_the_limit_is_413_in_the_vendor_format(serve, tmp_path: Path) -> None:
+    server = serve(base_config(tmp_path, server={"max_body_bytes": 2048}), workers=1)
+    host, port = server.url.removeprefix("http://").split(":")
+    auth = {"Authorization": f"ApiKey {api_key('admin')}"}
+
+    def send(body: bytes, chunked: bool) -> tuple[int, dict]:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        headers = {**auth, "Content-Type": "application/json"}
+        if chunked:
+            conn.putrequest("POST", "/_application/analytics/shop/event/page_view")
+            for name, value in {**headers, "Transfer-Encoding": "chunked"}.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            for start in range(0, len(body), 1000):
+                piece = body[start:start + 1000]
+                conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            conn.send(b"0\r\n\r\n")
+        else:
+            conn.request("POST", "/_application/analytics/shop/event/page_view", body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("PUT", "/_application/analytics/shop", headers=auth)
+    assert conn.getresponse().status == 201
+    big = json.dumps({"session": {"id": "s"}, "user": {"id": "u"}, "page": {"url": "x" * 5000}}).encode()
+    small = json.dumps({"session": {"id": "s"}, "user": {"id": "u"}, "page": {"url": "x" * 500}}).encode()
+    for chunked in (False, True):
+        status, body = send(big, chunked)
+        assert status == 413 and body["error"]["type"] == "content_too_long_exception", (chunked, body)
+        assert send(small, chunked) == (202, {"accepted": True})
