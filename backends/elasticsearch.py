@@ -134,6 +134,7 @@ from gateway.events import Event, FieldSpec, Stream
 from gateway.hookspecs import hookimpl
 from gateway.query import Aggregation, Filter, Query, QueryError, QueryResult, Sort
 from gateway.storage import Backend, BackendUnavailable, StorageError, StreamExists, StreamNotFound
+from gateway.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,7 @@ def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> Settin
         node_parts = urlsplit(f"//{node}")
         host = node_parts.hostname
         if not host:
-            raise ValueError(f"elasticsearch URL [{url}] names no host")
+            raise ValueError(f"elasticsearch URL [{redact_url(url)}] names no host")
         port = node_parts.port or DEFAULT_PORT
         host = f"[{host}]" if ":" in host else host
         hosts.append(f"{http_scheme}://{host}:{port}{path}")

@@ -5,25 +5,15 @@ They need no credentials and reveal no secrets: the storage URL is shown without
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, Response
 
 from .errors import json_response
 from .plugins import describe_plugins
 from .state import get_state
 from .storage import BackendUnavailable
+from .urls import redact_url
 
 blueprint = Blueprint("_gateway", __name__, url_prefix="/_gateway")
-
-
-def redact_url(url: str) -> str:
-    """A URL without credentials, query or fragment (safe to print and to serve)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
 
 
 @blueprint.get("/health")
@@ -37,8 +27,16 @@ def health() -> Response:
     except BackendUnavailable as exc:
         storage.update(status="down", reason=str(exc))
         status = 503
-    body = {"status": "ok" if status == 200 else "unavailable", "storage": storage,
-            "quotas": {"storage_url": redact_url(state.config.quotas["storage_url"])},
+    storage.pop("path", None)  # unauthenticated: no file-system layout
+    quotas = {"url": redact_url(state.config.quotas["storage_url"]), "status": "up"}
+    try:
+        reachable = state.quotas is not None and state.quotas.reachable()
+    except Exception as exc:
+        reachable = False
+        quotas["reason"] = type(exc).__name__
+    if not reachable:
+        quotas["status"], status = "down", 503  # every API call would answer 503: say so
+    body = {"status": "ok" if status == 200 else "unavailable", "storage": storage, "quotas": quotas,
             "apis": sorted(state.apis)}
     return json_response(body, status)
 

@@ -46,7 +46,8 @@ def create_app(config: Config | Mapping[str, Any] | str | os.PathLike[str] | Non
     cfg = _as_config(config)
     for warning in cfg.warnings:
         log.warning(warning)
-    pm = build_plugin_manager(cfg.plugins["enabled"], allowed=allow_list(), extra=plugins)
+    pm = build_plugin_manager(cfg.plugins["enabled"], disabled=cfg.plugins["disabled"], allowed=allow_list(),
+                              extra=plugins)
     if backend is None:
         try:
             backend = backend_from_url(cfg.storage["url"], cfg.storage["options"], registered_backends(pm))

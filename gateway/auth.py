@@ -38,15 +38,28 @@ class Credential:
     id: str
     tenant: str
     grants: tuple[str, ...]
-    _decisions: dict[tuple[str, str, str | None], bool] = field(default_factory=dict, repr=False)
+    _decisions: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
 
     def allows(self, plugin: str, action: str, stream: str | None = None) -> bool:
-        """True when one grant covers ``plugin:action`` (and ``stream`` when given)."""
-        key = (plugin, action, stream)
+        """True when one grant covers ``plugin:action`` (and ``stream`` when given).
+
+        Decisions are cached per (plugin, action) only when they cannot depend on the stream: stream names
+        come from URLs, and caching per stream would let a caller grow the cache without bound.
+        """
+        key = (plugin, action)
         decision = self._decisions.get(key)
         if decision is None:
-            decision = self._decisions[key] = any(_grant_covers(g, plugin, action, stream) for g in self.grants)
+            matching = [g for g in self.grants if _action_matches(g, plugin, action)]
+            if not any(g.count(":") == 2 for g in matching):  # no stream-scoped grant: same for every stream
+                decision = self._decisions[key] = bool(matching)
+            else:
+                return any(_grant_covers(g, plugin, action, stream) for g in matching)
         return decision
+
+
+def _action_matches(grant: str, plugin: str, action: str) -> bool:
+    parts = grant.split(":", 2)
+    return len(parts) >= 2 and fnmatchcase(plugin, parts[0]) and fnmatchcase(action, parts[1])
 
 
 def _grant_covers(grant: str, plugin: str, action: str, stream: str | None) -> bool:
@@ -61,6 +74,9 @@ def _grant_covers(grant: str, plugin: str, action: str, stream: str | None) -> b
 def sha256_hex(secret: str) -> str:
     """The stored form of a secret."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+_NO_DIGEST = "0" * 64
 
 
 class CredentialStore:
@@ -83,7 +99,7 @@ class CredentialStore:
         if presented.id is not None:
             entry = self._by_id.get(presented.id)
             if entry is None:
-                hmac.compare_digest(digest, digest)  # same work for unknown ids
+                hmac.compare_digest(_NO_DIGEST, digest)  # the same work as for a known id
                 return None
             return entry[1] if hmac.compare_digest(entry[0], digest) else None
         cred = self._by_digest.get(digest)

@@ -59,9 +59,9 @@ def main() -> None:
 def serve(config_file: str | None, host: str | None, port: int | None, workers: int | None,
           threads: int | None) -> None:
     """Serve the gateway with gunicorn."""
-    from .admin import redact_url
     from .server import serve as run
     from .state import get_state
+    from .urls import redact_url
 
     cfg = _config(config_file)
     host = host or cfg.server["host"]
@@ -71,8 +71,8 @@ def serve(config_file: str | None, host: str | None, port: int | None, workers: 
     app = _app(cfg)  # validate everything in the master before forking workers
     state = get_state(app)
     if workers > 1 and not state.backend.multiprocess_safe:
-        _fail(f"storage.url {cfg.storage['url']} keeps events inside one process: with {workers} workers each "
-              "would see its own data. Use --workers 1, or sqlite:///var/events.db for several workers.")
+        _fail(f"storage.url {redact_url(cfg.storage['url'])} keeps events inside one process: with {workers} "
+              "workers each would see its own data. Use --workers 1, or sqlite:///var/events.db for several workers.")
     state.backend.close()
     if workers > 1 and cfg.quotas["storage_url"].startswith("memory://"):
         click.echo("event-gateway: note: quotas.storage_url is memory://, so each worker counts quotas alone; "
@@ -120,12 +120,15 @@ def check(config_file: str | None) -> None:
         facts = state.backend.health()
     except BackendUnavailable as exc:
         _fail(f"storage unreachable: {exc}", 1)
+    from .urls import redact_url
+
+    reason = "no answer"
     try:
         reachable = state.quotas is not None and state.quotas.reachable()
-    except Exception as exc:
-        reachable, facts["quota_error"] = False, str(exc)
+    except Exception as exc:  # any driver error means unreachable
+        reachable, reason = False, type(exc).__name__
     if not reachable:
-        _fail(f"quota store unreachable: {cfg.quotas['storage_url']}", 1)
+        _fail(f"quota store unreachable: {redact_url(cfg.quotas['storage_url'])} ({reason})", 1)
     click.echo(f"ok: {config_path(config_file)} is valid; storage {facts.get('backend', '?')} reachable; "
                f"quota store reachable; {len(state.apis)} APIs, {len(state.credentials)} credentials")
 

@@ -24,6 +24,10 @@ from .plugin_names import BUILTIN_APIS
 ENV_PREFIX = "EVENT_GATEWAY_"
 DEFAULT_CONFIG_PATH = Path("config/gateway.toml")
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+#: sha256 of "change-me-local-secret", the demo credential shipped in config/gateway.toml
+DEMO_SECRET_SHA256 = "038f2c9cdb7cbe51ce3ba00820de32e513d8e253872b8a8560be967539fa2696"
+#: top-level arrays of tables that the environment may replace whole (as a TOML array)
+ENV_ARRAYS = ("credentials",)
 
 
 class ConfigError(ValueError):
@@ -79,6 +83,7 @@ class QuotasSchema(_Strict):
 
 class PluginsSchema(_Strict):
     enabled = fields.List(fields.String(), load_default=lambda: list(BUILTIN_APIS))
+    disabled = fields.List(fields.String(), load_default=list)
     settings = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
 
 
@@ -153,7 +158,7 @@ def _quota_tables(raw: dict[str, Any]) -> dict[str, Any]:
             raw = {**raw, "quotas": quotas}
     plugins = raw.get("plugins")
     if isinstance(plugins, dict):
-        tables = {k: v for k, v in plugins.items() if isinstance(v, dict) and k != "settings"}
+        tables = {k: v for k, v in plugins.items() if isinstance(v, dict) and k not in ("settings",)}
         if tables:
             plugins = {k: v for k, v in plugins.items() if k not in tables}
             plugins.setdefault("settings", {}).update(tables)
@@ -173,7 +178,17 @@ def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> tupl
     result = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     origin: dict[str, str] = {}
     for name in sorted(environ):
-        if not name.startswith(ENV_PREFIX) or "__" not in name[len(ENV_PREFIX):]:
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX):]
+        if rest.lower() in ENV_ARRAYS:  # EVENT_GATEWAY_CREDENTIALS='[{id = "a", ...}]'
+            value = _parse_env_value(environ[name])
+            if not isinstance(value, list):
+                raise ConfigError(f"{name}: expected a TOML array of tables, e.g. [{{id = \"a\", ...}}]")
+            result[rest.lower()] = value
+            origin[rest.lower()] = name
+            continue
+        if "__" not in rest:
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX):].split("__")]
         if not all(path):
@@ -236,6 +251,8 @@ def validate_config(raw: Mapping[str, Any], *, source: str = "<dict>",
     warnings: list[str] = []
     credentials = []
     seen: set[str] = set()
+    digests: dict[str, str] = {}
+    public = data["server"]["host"] not in LOOPBACK_HOSTS
     for index, cred in enumerate(data["credentials"]):
         if cred["id"] in seen:
             raise ConfigError(f"invalid configuration in {source}: credentials[{index}].id: "
@@ -244,9 +261,16 @@ def validate_config(raw: Mapping[str, Any], *, source: str = "<dict>",
         plain = "secret" in cred
         digest = (hashlib.sha256(cred["secret"].encode()).hexdigest() if plain
                   else cred["secret_sha256"].lower())
-        if plain and data["server"]["host"] not in LOOPBACK_HOSTS:
+        if digest in digests:  # a bare token (Bearer) could not tell the two apart
+            raise ConfigError(f"invalid configuration in {source}: credentials[{index}]: same secret as "
+                              f"credential [{digests[digest]}]; every credential needs its own secret")
+        digests[digest] = cred["id"]
+        if plain and public:
             warnings.append(f"credential [{cred['id']}] has a plain `secret` while serving on "
                             f"{data['server']['host']}: store `secret_sha256` instead")
+        if digest == DEMO_SECRET_SHA256 and public:
+            warnings.append(f"credential [{cred['id']}] uses the published demo secret of config/gateway.toml "
+                            f"while serving on {data['server']['host']}: make a new one with `event-gateway keys new`")
         credentials.append(CredentialConfig(cred["id"], cred["tenant"], tuple(cred["grants"]), digest, plain))
     return Config(server=data["server"], storage=data["storage"], quotas=data["quotas"], plugins=data["plugins"],
                   cors=data["cors"], credentials=tuple(credentials), source=source, warnings=tuple(warnings))

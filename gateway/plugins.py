@@ -38,42 +38,55 @@ def allow_list(environ: dict[str, str] | None = None) -> set[str] | None:
     return {name.strip() for name in value.split(",") if name.strip()}
 
 
-def build_plugin_manager(enabled: Iterable[str], *, allowed: set[str] | None = None,
+def build_plugin_manager(enabled: Iterable[str], *, disabled: Iterable[str] = (), allowed: set[str] | None = None,
                          extra: Iterable[tuple[str, Any]] = ()) -> pluggy.PluginManager:
     """Register core defaults, built-in backends, the enabled built-in APIs and installed plugins.
 
-    `allowed` (from ``EVENT_GATEWAY_PLUGINS``) restricts both built-in APIs and entry-point plugins.
-    `extra` registers (name, object) pairs directly, for tests and embedding.
+    `enabled` selects built-in APIs (it may also name installed plugins, which load anyway); `disabled`
+    switches off any plugin by name; `allowed` (``EVENT_GATEWAY_PLUGINS``) restricts both built-in APIs
+    and installed plugins. `extra` registers (name, object) pairs directly, for tests and embedding.
     """
+    installed = {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    off = set(disabled)
+    for name in [*enabled, *off]:
+        if name not in BUILTIN_APIS and name not in installed:
+            key = "plugins.disabled" if name in off else "plugins.enabled"
+            raise PluginLoadError(f"{key}: unknown plugin [{name}] (built-in: {', '.join(sorted(BUILTIN_APIS))}; "
+                                  f"installed: {', '.join(sorted(installed)) or 'none'})")
+
+    def wanted(name: str) -> bool:
+        return name not in off and (allowed is None or name in allowed)
+
     pm = pluggy.PluginManager("event_gateway")
     pm.add_hookspecs(hookspecs)
     pm.register(defaults, name="gateway.defaults")
     for module in BUILTIN_BACKENDS:
         pm.register(importlib.import_module(module), name=module)
     for name in enabled:
-        if name not in BUILTIN_APIS:
-            raise PluginLoadError(f"plugins.enabled: unknown built-in plugin [{name}] "
-                                  f"(available: {', '.join(sorted(BUILTIN_APIS))})")
-        if allowed is None or name in allowed:
+        if name in BUILTIN_APIS and wanted(name):
             pm.register(_import(BUILTIN_APIS[name]), name=name)
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if allowed is not None and entry_point.name not in allowed:
-            continue
-        if pm.get_plugin(entry_point.name) is not None:
+    for name, entry_point in installed.items():
+        if not wanted(name) or pm.get_plugin(name) is not None:
             continue
         try:
             plugin = entry_point.load()
         except Exception as exc:  # a broken third-party plugin must say which one
-            raise PluginLoadError(f"cannot load plugin [{entry_point.name}] from {entry_point.value}: {exc}") from exc
-        pm.register(plugin, name=entry_point.name)
-        _DISTRIBUTIONS[entry_point.name] = entry_point.dist.version if entry_point.dist else None
+            raise PluginLoadError(f"cannot load plugin [{name}] from {entry_point.value}: {exc}") from exc
+        pm.register(plugin, name=name)
     for name, plugin in extra:
         pm.register(plugin, name=name)
     pm.check_pending()
     return pm
 
 
-_DISTRIBUTIONS: dict[str, str | None] = {}
+def _version(name: str, plugin: Any) -> str:
+    """An installed plugin's distribution version, else the module's ``__version__``, else the gateway's."""
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
+        if entry_point.dist is not None:
+            return entry_point.dist.version
+    from . import __version__
+
+    return getattr(plugin, "__version__", None) or __version__
 
 
 def _import(module: str) -> ModuleType:
@@ -105,10 +118,8 @@ def describe_plugins(pm: pluggy.PluginManager, routes: dict[str, list[str]] | No
         if plugin is defaults:
             continue
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
-        version = _DISTRIBUTIONS.get(name) or getattr(plugin, "__version__", None)
-        if version is None:
-            from . import __version__ as version
-        out.append({"name": name, "version": version, "hooks": hooks,
+        out.append({"name": name, "version": _version(name, plugin), "hooks": hooks,
                     "builtin": name in BUILTIN_APIS or name in BUILTIN_BACKENDS,
+                    "grants": list(getattr(plugin, "GRANTS", ())),
                     "routes": (routes or {}).get(name, [])})
     return out

@@ -90,3 +90,12 @@ def test_specific_readers() -> None:
         assert read_basic(ctx.request, user="someone") is None
         assert read_header("X-API-Key")(ctx.request).secret == "k"
         assert read_bearer(ctx.request) is None and read_api_key(ctx.request) is None
+
+
+def test_grant_cache_does_not_grow_with_stream_names() -> None:
+    cred = Credential("k", "t", ("elastic_analytics:post_event:shop-*", "elastic_analytics:manage"))
+    for i in range(500):
+        assert cred.allows("elastic_analytics", "post_event", f"shop-{i}")
+        assert not cred.allows("elastic_analytics", "post_event", f"blog-{i}")
+        assert cred.allows("elastic_analytics", "manage", f"any-{i}")
+    assert len(cred._decisions) <= 2

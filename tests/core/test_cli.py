@@ -102,9 +102,17 @@ def test_export_streams_ndjson_with_filters(tmp_path: Path) -> None:
 
 
 def test_redact_url_keeps_the_form_and_drops_secrets() -> None:
-    from gateway.admin import redact_url
+    from gateway.urls import redact_url
 
     assert redact_url("sqlite:///var/events.db") == "sqlite:///var/events.db"
     assert redact_url("memory://") == "memory://"
     assert redact_url("redis://:pw@cache:6379/0?ssl=1") == "redis://cache:6379/0"
     assert redact_url("elasticsearch+https://user:secret@es:9200") == "elasticsearch+https://es:9200"
+    assert redact_url("elasticsearch://u:p@[::1]:9200") == "elasticsearch://[::1]:9200"
+
+
+def test_check_never_prints_the_quota_store_password(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "g.toml", base_config(
+        tmp_path, quotas={"storage_url": f"redis://:SuperSecretPw@127.0.0.1:{free_port()}/0"}))
+    result = _run("check", "--config", str(config))
+    assert result.exit_code == 1 and "SuperSecretPw" not in result.output and "127.0.0.1" in result.output

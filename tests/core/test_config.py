@@ -118,3 +118,37 @@ def test_deeply_nested_json_is_a_400_not_a_500(make_app) -> None:
     response = client.post("/_application/analytics/shop/event/page_view", data=body,
                            headers={"Authorization": f"ApiKey {api_key('admin')}", "Content-Type": "application/json"})
     assert response.status_code == 400 and response.get_json()["error"]["type"] == "x_content_parse_exception"
+
+
+def test_two_credentials_may_not_share_a_secret() -> None:
+    creds = [{"id": "a", "tenant": "t1", "secret": "same-secret"}, {"id": "b", "tenant": "t2", "secret": "same-secret"}]
+    with pytest.raises(ConfigError, match=r"credentials\[1\].*same secret as credential \[a\]"):
+        validate_config({"credentials": creds}, environ={})
+
+
+def test_the_demo_secret_is_warned_about_off_loopback() -> None:
+    from gateway.config import DEMO_SECRET_SHA256
+
+    cred = {"id": "demo", "tenant": "t", "secret_sha256": DEMO_SECRET_SHA256}
+    assert validate_config({"credentials": [cred]}, environ={}).warnings == ()
+    public = validate_config({"server": {"host": "0.0.0.0"}, "credentials": [cred]}, environ={})
+    assert any("demo secret" in w for w in public.warnings)
+
+
+def test_credentials_can_come_from_the_environment() -> None:
+    cfg = validate_config({}, environ={
+        "EVENT_GATEWAY_CREDENTIALS": '[{id = "ci", secret = "ci-secret-1", tenant = "t", grants = ["x:y"]}]'})
+    assert [(c.id, c.tenant, c.grants) for c in cfg.credentials] == [("ci", "t", ("x:y",))]
+    with pytest.raises(ConfigError, match="EVENT_GATEWAY_CREDENTIALS"):
+        validate_config({}, environ={"EVENT_GATEWAY_CREDENTIALS": "nope"})
+
+
+def test_plugins_disabled_switches_off_installed_and_builtin_plugins() -> None:
+    from gateway.plugins import PluginLoadError
+    from gateway.state import get_state
+
+    app = create_app({"storage": {"url": "memory://"}, "plugins": {"disabled": ["hello", "workplace_search"]}})
+    assert "hello" not in get_state(app).apis and "workplace_search" not in get_state(app).apis
+    assert "elastic_analytics" in get_state(app).apis
+    with pytest.raises(PluginLoadError, match=r"plugins\.disabled: unknown plugin \[nosuch\]"):
+        create_app({"storage": {"url": "memory://"}, "plugins": {"disabled": ["nosuch"]}})

@@ -56,3 +56,6 @@ def test_unreachable_quota_store_answers_503_in_the_vendor_format(make_app) -> N
                                      headers={"Authorization": f"ApiKey {api_key('admin')}"})
     assert response.status_code == 503
     assert response.get_json()["error"]["type"] == "status_exception"
+    health = app.test_client().get("/_gateway/health")
+    assert health.status_code == 503 and health.get_json()["quotas"]["status"] == "down"
+    assert "path" not in health.get_json()["storage"]
