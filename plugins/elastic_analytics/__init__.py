@@ -11,7 +11,7 @@ from collections.abc import Callable
 from flask import Blueprint, Request, Response
 
 from gateway import hookimpl
-from gateway.auth import PresentedCredential, first_of, read_api_key, read_basic, read_bearer
+from gateway.auth import PresentedCredential, standard_scheme
 from gateway.errors import GatewayError
 from gateway.events import Event
 
@@ -19,7 +19,6 @@ from . import errors, service, views
 
 __version__ = "0.1.0"
 GRANTS = ("elastic_analytics:manage[:<collection>]", "elastic_analytics:post_event[:<collection>]")
-_read_credential = first_of(read_api_key, read_basic, read_bearer)
 
 
 @hookimpl
@@ -31,7 +30,7 @@ def register_routes(app: object) -> Blueprint:
 @hookimpl
 def auth_scheme(api: str) -> Callable[[Request], PresentedCredential | None] | None:
     """ES clients send ``ApiKey`` (any case; the JS tracker writes ``Apikey``), ``Basic`` or ``Bearer``."""
-    return _read_credential if api == service.PLUGIN else None
+    return standard_scheme if api == service.PLUGIN else None
 
 
 @hookimpl

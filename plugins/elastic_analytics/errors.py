@@ -11,18 +11,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 
 from gateway.errors import GatewayError, json_response
 from gateway.jsonbody import InvalidJSON
 
 PRODUCT_HEADER = ("X-Elastic-Product", "Elasticsearch")
 WWW_AUTHENTICATE = 'Basic realm="security", charset="UTF-8", Bearer realm="security", ApiKey'
+#: view endpoint -> the ES transport action named in authorization errors
 ES_ACTIONS = {
-    "put": "cluster:admin/xpack/application/analytics/put",
-    "get": "cluster:admin/xpack/application/analytics/get",
-    "delete": "cluster:admin/xpack/application/analytics/delete",
-    "post_event": "cluster:admin/xpack/application/analytics/post_event",
+    "elastic_analytics.put_collection": "cluster:admin/xpack/application/analytics/put",
+    "elastic_analytics.get_collections": "cluster:admin/xpack/application/analytics/get",
+    "elastic_analytics.delete_collection": "cluster:admin/xpack/application/analytics/delete",
+    "elastic_analytics.post_event": "cluster:admin/xpack/application/analytics/post_event",
 }
 
 
@@ -100,7 +101,11 @@ def _translate(error: GatewayError) -> EsError | ShortEsError:
                       "for this request")
         return EsError("security_exception", reason, 401, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
     if status == 403:
-        return EsError("security_exception", error.message, 403)
+        presented, cred = g.get("presented"), g.get("credential")
+        who = "API key id" if presented is not None and presented.scheme == "apikey" else "user"
+        action = ES_ACTIONS.get(request.endpoint or "", "indices:data/write")
+        return EsError("security_exception", f"action [{action}] is unauthorized for {who} "
+                                             f"[{cred.id if cred else '?'}]", 403)
     if status == 404:  # ES's RestController.handleBadRequest: 400 and a body without "status"
         return ShortEsError(f"no handler found for uri [{request.full_path.rstrip('?')}] and method "
                             f"[{request.method}]", status=400, detail="no-status")
@@ -114,8 +119,9 @@ def _translate(error: GatewayError) -> EsError | ShortEsError:
     if status == 415:
         return ShortEsError(error.message, status=406)
     if status == 429:
-        return EsError("status_exception", f"Unable to add the event: too many requests. ({error.message})", 429,
-                       headers=error.headers)
+        reason = ("Unable to add the event: too many requests." if request.endpoint == "elastic_analytics.post_event"
+                  else "too many requests")
+        return EsError("status_exception", f"{reason} ({error.message})", 429, headers=error.headers)
     if status == 503:
         return EsError("status_exception", error.message, 503)
     if status >= 500:

@@ -8,10 +8,12 @@ collection's existence, then the body.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Any
 
 from gateway.api import Event, Stream, backend, client_ip, now_ms, store_events, user_agent
+from gateway.errors import GatewayError
 from gateway.storage import StreamExists, StreamNotFound
 
 from .errors import EsError
@@ -120,11 +122,20 @@ def enrich(event: Event) -> None:
     event.data = doc
 
 
-def post_event(tenant: str, collection: str, event_type: str, raw: Any) -> Event:
-    """Validate, enrich and store one event durably; returns it (the debug response shows `data`)."""
-    event = build_event(tenant, collection, event_type, raw)
+def post_event(tenant: str, collection: str, event_type: str, parse: Callable[[], Any]) -> Event:
+    """Parse, validate, enrich and store one event durably; returns it (the debug response shows `data`).
+
+    ES looks the collection up before it parses the body, so a bad body sent to a missing collection is
+    a 404. The lookup is only needed when the body is bad: for a good one the append itself refuses a
+    missing collection, which saves a catalog query per accepted event.
+    """
+    try:
+        event = build_event(tenant, collection, event_type, parse())
+    except GatewayError:
+        require_collection(tenant, collection)
+        raise
     try:
         store_events([event])
-    except StreamNotFound:  # deleted between the check and the append
+    except StreamNotFound:
         raise EsError("resource_not_found_exception", f"no such analytics collection [{collection}]", 404) from None
     return event

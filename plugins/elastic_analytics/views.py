@@ -12,30 +12,17 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from gateway.api import quota, require_grant
-from gateway.errors import Forbidden
 from gateway.jsonbody import parse_json, read_body
 
 from . import service
-from .errors import (
-    COMPATIBLE_VERSIONS,
-    ES_ACTIONS,
-    PRODUCT_HEADER,
-    EsError,
-    ShortEsError,
-    compatible_version,
-    es_response,
-)
+from .errors import COMPATIBLE_VERSIONS, EsError, ShortEsError, compatible_version, es_response
 
 blueprint = Blueprint(service.PLUGIN, __name__)
 BASE = "/_application/analytics"
 COMMON_PARAMS = frozenset({"pretty", "human", "error_trace", "filter_path"})
+COLLECTION_PARAMS = COMMON_PARAMS | {"master_timeout", "timeout"}
+EVENT_PARAMS = COMMON_PARAMS | {"debug", "source", "source_content_type"}
 JSON_TYPES = frozenset({"application/json", "application/vnd.elasticsearch+json"})
-
-
-@blueprint.after_request
-def _product_header(response: Response) -> Response:
-    response.headers[PRODUCT_HEADER[0]] = PRODUCT_HEADER[1]
-    return response
 
 
 def _no_body() -> None:
@@ -45,23 +32,11 @@ def _no_body() -> None:
                       f"request [{request.method} {request.path}] does not support having a body")
 
 
-def _allow_params(*names: str) -> None:
-    allowed = COMMON_PARAMS.union(names)
+def _allow_params(allowed: frozenset[str]) -> None:
     for name in request.args:
         if name not in allowed:
             raise EsError("illegal_argument_exception",
                           f"request [{request.path}] contains unrecognized parameter: [{name}]")
-
-
-def _grant(es_action: str, action: str, stream: str | None) -> str:
-    """The caller's tenant, after checking the grant; ES's security_exception otherwise."""
-    try:
-        return require_grant(action, stream).tenant
-    except Forbidden as exc:
-        from gateway.api import credential
-
-        raise EsError("security_exception", f"action [{ES_ACTIONS[es_action]}] is unauthorized for API key id "
-                                            f"[{credential().id}]", 403) from exc
 
 
 def _bool_param(name: str) -> bool:
@@ -108,9 +83,9 @@ def _body_bytes() -> bytes:
 @blueprint.put(f"{BASE}/<name>")
 def put_collection(name: str) -> Response:
     """Create a collection: 201 + Location, as ES's newest handler answers."""
-    _allow_params("master_timeout", "timeout")
+    _allow_params(COLLECTION_PARAMS)
     _no_body()
-    tenant = _grant("put", "manage", name)
+    tenant = require_grant("manage", name).tenant
     service.create_collection(tenant, name)
     return es_response({"acknowledged": True, "name": name}, 201, {"Location": f"{BASE}/{name}"})
 
@@ -119,24 +94,24 @@ def put_collection(name: str) -> Response:
 @blueprint.get(f"{BASE}/<name>")
 def get_collections(name: str | None = None) -> Response:
     """List collections: all, a comma list, ``*`` patterns."""
-    _allow_params("master_timeout")
+    _allow_params(COLLECTION_PARAMS)
     _no_body()
     names = [part.strip() for part in (name or "").split(",") if part.strip()]
     if names and not any("*" in part or part == "_all" for part in names):
         tenant = ""
         for part in names:  # explicit names: a per-collection grant is enough
-            tenant = _grant("get", "manage", part)
+            tenant = require_grant("manage", part).tenant
     else:
-        tenant = _grant("get", "manage", None)
+        tenant = require_grant("manage").tenant
     return es_response(service.resolve_collections(tenant, name))
 
 
 @blueprint.delete(f"{BASE}/<name>")
 def delete_collection(name: str) -> Response:
     """Delete a collection and its events."""
-    _allow_params("master_timeout", "timeout")
+    _allow_params(COLLECTION_PARAMS)
     _no_body()
-    tenant = _grant("delete", "manage", name)
+    tenant = require_grant("manage", name).tenant
     service.delete_collection(tenant, name)
     return es_response({"acknowledged": True})
 
@@ -144,14 +119,17 @@ def delete_collection(name: str) -> Response:
 @blueprint.post(f"{BASE}/<collection>/event/<event_type>")
 @quota("post_event")
 def post_event(collection: str, event_type: str) -> Response:
-    """Accept one event: 202 ``{"accepted": true}``, with ``?debug=true`` also the stored document."""
-    _allow_params("debug", "source", "source_content_type")
-    tenant = _grant("post_event", "post_event", collection)
+    """Accept one event: 202 ``{"accepted": true}``, with ``?debug=true`` also the stored document.
+
+    ES's order: REST checks (parameters, body), request validation (event type), authorization,
+    then the collection, then the body's content.
+    """
+    _allow_params(EVENT_PARAMS)
     debug = _bool_param("debug")
     raw = _body_bytes()
     service.check_event_type(event_type)
-    service.require_collection(tenant, collection)
-    event = service.post_event(tenant, collection, event_type, parse_json(raw, reject_duplicate_keys=True))
+    tenant = require_grant("post_event", collection).tenant
+    event = service.post_event(tenant, collection, event_type, lambda: parse_json(raw, reject_duplicate_keys=True))
     body: dict[str, Any] = {"accepted": True}
     if debug:
         body["event"] = event.data

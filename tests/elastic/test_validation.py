@@ -9,6 +9,7 @@ for the browser tracker, and the tracker's ``Apikey`` scheme spelling.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import time
@@ -737,3 +738,31 @@ def test_tracker_apikey_spelling(app: Any, es: Any, scheme: str) -> None:
                        data=json.dumps(VALID["page_view"]), content_type="application/json")
     assert response.status_code == 202
     assert len(stored(app)) == 1
+
+
+# -- authorization order and wording ---------------------------------------------------------------------
+def test_request_validation_comes_before_authorization(app: Any, es: Any) -> None:
+    """ES validates the request (event type) before its security filter authorizes the action."""
+    reader = {"Authorization": f"ApiKey {api_key('reader')}"}  # holds manage on another collection only
+    bad_type = post(es, "nonexistent-event-type", VALID["page_view"], headers=reader)
+    assert_es_error(bad_type, 400, "action_request_validation_exception")
+    forbidden = post(es, "page_view", VALID["page_view"], headers=reader)
+    body = assert_es_error(forbidden, 403, "security_exception")
+    assert root_reason(body) == ("action [cluster:admin/xpack/application/analytics/post_event] is unauthorized "
+                                 "for API key id [reader]")
+    assert stored(app) == []
+
+
+def test_forbidden_basic_user_is_named_as_a_user(es: Any) -> None:
+    basic = {"Authorization": "Basic " + base64.b64encode(b"tracker:tracker-secret-1").decode()}
+    response = es.put("/_application/analytics/other", headers=basic)
+    body = assert_es_error(response, 403, "security_exception")
+    assert root_reason(body) == ("action [cluster:admin/xpack/application/analytics/put] is unauthorized "
+                                 "for user [tracker]")
+
+
+def test_valid_body_to_a_missing_collection_is_404_and_stores_nothing(app: Any, es: Any) -> None:
+    response = post(es, "page_view", VALID["page_view"], collection="nope")
+    assert root_reason(assert_es_error(response, 404, "resource_not_found_exception")) == \
+        "no such analytics collection [nope]"
+    assert stored(app, tenant="acme") == []
