@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, g, request
+from flask import Blueprint, Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from . import admin, cors, quotas
@@ -69,6 +69,7 @@ def create_app(config: Config | Mapping[str, Any] | str | os.PathLike[str] | Non
     cors.init_app(app, cfg.cors)
     quotas.init_app(app, state)
     app.before_request(_authenticate)
+    app.after_request(_no_html)
     app.register_error_handler(Exception, handle_exception)
 
     pm.hook.startup(app=app)
@@ -154,6 +155,13 @@ def _authenticate() -> None:
     state.quotas.check(credential, request.endpoint)
     if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
         read_body(request, state.config.server["max_body_bytes"])  # 413 for chunked bodies too, then cached
+
+
+def _no_html(response: Response) -> Response:
+    """Flask's automatic OPTIONS answer is an empty body typed text/html: drop the type, keep the Allow."""
+    if request.method == "OPTIONS" and response.mimetype == "text/html" and not response.get_data():
+        del response.headers["Content-Type"]
+    return response
 
 
 def to_gateway_error(exc: BaseException) -> GatewayError:

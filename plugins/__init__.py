@@ -1,0 +1,1 @@
+"""Built-in vendor APIs, one package per vendor; each is an ordinary Event Gateway plugin."""

@@ -221,11 +221,20 @@ def test_body_over_max_body_bytes_is_es_413(make_app: Any) -> None:
     assert [event.data["page"] for event in events] == [PAGE_VIEW["page"]]
 
 
-def test_body_over_max_body_bytes_outside_plugins_is_gateway_413(make_app: Any) -> None:
+def test_oversized_body_to_an_unknown_gateway_path_is_a_gateway_404(make_app: Any) -> None:
+    """Routing comes first: no gateway route reads a body, so the answer is the 404, in the gateway's format."""
     client = make_app(server={"max_body_bytes": 64}).test_client()
     response = client.post("/_gateway/nothing", data="x" * 1000, content_type="application/json")
-    assert response.status_code in (404, 413)
-    assert_gateway_error(response, response.status_code)
+    assert response.status_code == 404
+    assert_gateway_error(response, 404)
+
+
+def test_plain_options_requests_are_not_html(make_app: Any) -> None:
+    client = make_app().test_client()
+    for path in ("/_application/analytics", "/_gateway/health"):
+        response = client.options(path)
+        assert response.status_code == 200 and "Allow" in response.headers
+        assert "html" not in response.headers.get("Content-Type", "") and response.get_data() == b""
 
 
 def test_quota_breach_is_es_429_with_retry_after(make_app: Any) -> None:
@@ -291,8 +300,9 @@ def test_unexpected_error_on_a_gateway_route_is_gateway_500(tmp_path: Path) -> N
 @pytest.mark.parametrize("path", ["/_application//analytics/shop/event/page_view", "/_gateway//health",
                                   "//_application/analytics"])
 def test_double_slashes_are_json_errors_not_redirect_pages(path: str, tmp_path) -> None:
-    from gateway import create_app
     from support import base_config
+
+    from gateway import create_app
 
     client = create_app(base_config(tmp_path, storage={"url": "memory://"})).test_client()
     response = client.post(path, json={}) if "event" in path else client.get(path)
