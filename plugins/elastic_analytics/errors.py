@@ -16,6 +16,8 @@ from flask import Response, g, request
 from gateway.errors import GatewayError, json_response
 from gateway.jsonbody import InvalidJSON
 
+from .filter_path import apply_filter_path
+
 PRODUCT_HEADER = ("X-Elastic-Product", "Elasticsearch")
 WWW_AUTHENTICATE = 'Basic realm="security", charset="UTF-8", Bearer realm="security", ApiKey'
 #: view endpoint -> the ES transport action named in authorization errors
@@ -79,9 +81,15 @@ def content_type() -> str:
 
 
 def es_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response with the product header, in the media type the client accepts."""
+    """A JSON response as ES sends it: ``filter_path`` applied, the product header, ``X-Opaque-Id`` echoed,
+    in the media type the client accepts."""
+    if request.args:
+        body = apply_filter_path(body, request.args.get("filter_path"))
     response = json_response(body, status, headers, mimetype=content_type())
     response.headers[PRODUCT_HEADER[0]] = PRODUCT_HEADER[1]
+    opaque = request.headers.get("X-Opaque-Id")
+    if opaque:
+        response.headers["X-Opaque-Id"] = opaque
     return response
 
 

@@ -59,6 +59,22 @@ def _media_type(header: str) -> str:
     return media
 
 
+def _vendor_version(header: str) -> str | None:
+    return compatible_version(header) if "vnd.elasticsearch+" in header.lower() else None
+
+
+def _check_compatible_versions(content_type: str) -> None:
+    """ES requires the same compatible-with version on Accept and Content-Type once either names one."""
+    accept = request.headers.get("Accept", "")
+    wanted, sent = _vendor_version(accept), _vendor_version(content_type)
+    if (wanted or sent) and wanted != sent:
+        cause = EsError("status_exception", "A compatible version is required on both Content-Type and Accept "
+                        "headers if either one has requested a compatible version and the compatible versions must "
+                        f"match. Accept={accept}, Content-Type={content_type}")
+        raise EsError("media_type_header_exception", "Invalid media-type value on headers [Accept, Content-Type]",
+                      cause=cause)
+
+
 def _body_bytes() -> bytes:
     """The raw body (or ``source`` parameter), after ES's Content-Type check; 400 when there is none."""
     raw = read_body(request, current_app.config["MAX_CONTENT_LENGTH"])
@@ -68,6 +84,7 @@ def _body_bytes() -> bytes:
             raise ShortEsError("Content-Type header is missing", status=406)
         if _media_type(header) not in JSON_TYPES:
             raise ShortEsError(f"Content-Type header [{header}] is not supported", status=406)
+        _check_compatible_versions(header)
         return raw
     source = request.args.get("source")
     if source:

@@ -513,7 +513,10 @@ def test_unsupported_content_type_is_406_short_form(app: Any, es: Any, content_t
                                           "application/vnd.elasticsearch+json; compatible-with=8",
                                           "application/vnd.elasticsearch+json;compatible-with=7"])
 def test_json_content_types_are_accepted(app: Any, es: Any, content_type: str) -> None:
-    response = post(es, "page_view", data=json.dumps(VALID["page_view"]), content_type=content_type)
+    # ES wants the compatible-with version on Accept too once Content-Type names one (same version)
+    accept = content_type if "vnd.elasticsearch" in content_type else "application/json"
+    response = post(es, "page_view", data=json.dumps(VALID["page_view"]), content_type=content_type,
+                    headers={"Accept": accept})
     assert response.status_code == 202, response.get_data(as_text=True)
     assert len(stored(app)) == 1
 
@@ -766,3 +769,31 @@ def test_valid_body_to_a_missing_collection_is_404_and_stores_nothing(app: Any, 
     assert root_reason(assert_es_error(response, 404, "resource_not_found_exception")) == \
         "no such analytics collection [nope]"
     assert stored(app, tenant="acme") == []
+
+
+def test_filter_path_and_opaque_id(es: Any) -> None:
+    response = post(es, "page_view", VALID["page_view"], params="?debug=true&filter_path=accepted,event.session.id",
+                    headers={"X-Opaque-Id": "trace-42", "X-Forwarded-For": "203.0.113.5"})
+    assert response.status_code == 202
+    assert response.get_json() == {"accepted": True, "event": {"session": {"id": "sess-1"}}}
+    assert response.headers["X-Opaque-Id"] == "trace-42"
+    excluded = post(es, "page_view", VALID["page_view"], params="?debug=true&filter_path=-event")
+    assert excluded.get_json() == {"accepted": True}
+
+
+@pytest.mark.parametrize(("accept", "content_type", "status"), [
+    ("application/vnd.elasticsearch+json; compatible-with=8", "application/vnd.elasticsearch+json; compatible-with=8",
+     202),
+    ("application/vnd.elasticsearch+json; compatible-with=8", "application/vnd.elasticsearch+json; compatible-with=9",
+     400),
+    ("application/vnd.elasticsearch+json; compatible-with=8", "application/json", 400),
+    ("*/*", "application/vnd.elasticsearch+json; compatible-with=8", 400),
+    ("application/json", "application/json", 202),
+])
+def test_compatible_versions_must_match(app: Any, es: Any, accept: str, content_type: str, status: int) -> None:
+    response = post(es, "page_view", VALID["page_view"], headers={"Accept": accept}, content_type=content_type)
+    assert response.status_code == status, response.get_data(as_text=True)
+    if status == 400:
+        body = assert_es_error(response, 400, "media_type_header_exception")
+        assert "compatible versions must match" in root_reason(body)
+    assert len(stored(app)) == (1 if status == 202 else 0)
