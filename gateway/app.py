@@ -153,7 +153,7 @@ def _authenticate() -> None:
     g.credential = credential
     g.presented = presented
     state.quotas.check(credential, request.endpoint)
-    if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+    if "chunked" in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower() and request.content_length is None:
         read_body(request, state.config.server["max_body_bytes"])  # 413 for chunked bodies too, then cached
 
 

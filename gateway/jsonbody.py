@@ -19,7 +19,6 @@ from .errors import BadRequest, PayloadTooLarge
 
 MAX_DEPTH = 512
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_KEY = re.compile(rb'"\s*:')
 
 
 class InvalidJSON(BadRequest):
@@ -58,15 +57,18 @@ def parse_json(raw: bytes | str, *, reject_duplicate_keys: bool = False) -> Any:
     else:
         text, data = raw, raw.encode("utf-8", "surrogatepass")
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        if reject_duplicate_keys:
+            value = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+        else:
+            value = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise InvalidJSON(exc.msg, line=exc.lineno, column=exc.colno) from None
     except RecursionError:
         raise InvalidJSON(f"nesting is deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # e.g. an integer literal beyond int_max_str_digits
         raise InvalidJSON(str(exc)) from None
-    if reject_duplicate_keys or _SURROGATE_ESCAPE.search(data) or _deeper_than(text, MAX_DEPTH):
-        _check(value, text, data, reject_duplicate_keys)
+    if _SURROGATE_ESCAPE.search(data) or _deeper_than(text, MAX_DEPTH):
+        _check(value)
     return value
 
 
@@ -79,15 +81,14 @@ def _deeper_than(text: str, limit: int) -> bool:
     return text.count("{") + text.count("[") > limit
 
 
-def _check(value: Any, text: str, data: bytes, duplicates: bool) -> None:
-    keys = 0
+def _check(value: Any) -> None:
+    """Depth and unpaired surrogates, walked only for the rare documents that may have either."""
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise InvalidJSON(f"nesting is deeper than {MAX_DEPTH} levels")
         if isinstance(node, dict):
-            keys += len(node)
             for key, item in node.items():
                 _check_text(key)
                 stack.append((item, depth + 1))
@@ -95,9 +96,6 @@ def _check(value: Any, text: str, data: bytes, duplicates: bool) -> None:
             stack.extend((item, depth + 1) for item in node)
         elif isinstance(node, str):
             _check_text(node)
-    if duplicates and len(_KEY.findall(data)) != keys:
-        # a count that differs may also come from '":' inside string values: parse again to be sure
-        json.loads(text, object_pairs_hook=_unique_keys)
 
 
 def _check_text(text: str) -> None:
@@ -108,9 +106,9 @@ def _check_text(text: str) -> None:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise InvalidJSON(f"Duplicate field '{key}'")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise InvalidJSON(f"Duplicate field '{duplicate}'")
     return out

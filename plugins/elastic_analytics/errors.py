@@ -72,7 +72,7 @@ def compatible_version(header: str) -> str | None:
 
 def content_type() -> str:
     """Answer in the compatible media type when the client asked for a supported one, else plain JSON."""
-    accept = request.headers.get("Accept", "")
+    accept = request.environ.get("HTTP_ACCEPT", "")
     if "vnd.elasticsearch+json" in accept:
         version = compatible_version(accept) or "8"
         if version in COMPATIBLE_VERSIONS:
@@ -87,7 +87,7 @@ def es_response(body: Any, status: int = 200, headers: dict[str, str] | None = N
         body = apply_filter_path(body, request.args.get("filter_path"))
     response = json_response(body, status, headers, mimetype=content_type())
     response.headers[PRODUCT_HEADER[0]] = PRODUCT_HEADER[1]
-    opaque = request.headers.get("X-Opaque-Id")
+    opaque = request.environ.get("HTTP_X_OPAQUE_ID")
     if opaque:
         response.headers["X-Opaque-Id"] = opaque
     return response
