@@ -7,7 +7,10 @@ gunicorn fork is never used by the child); writers serialize with ``BEGIN IMMEDI
 
 Queries are compiled to SQL with the semantics of `gateway.query`: data fields are read with SQLite's
 JSON functions (``json_each`` when the stored value is an array), and aggregations are computed in SQL
-except percentiles, which read the sorted values. The Python reference for every rule lives in
+except percentiles, which read the sorted values. Table ``event_days`` (kept by triggers, in the
+transaction that inserts or deletes the events) counts events per stream, type and UTC day: the total of
+a query filtered only on the type, and its counts by type and calendar period, sum whole days from it
+and count only the partial days at the edges of the range in the events. The Python reference for every rule lives in
 `backends.memory`, which this module reuses for cursors, bucket ordering and percentiles.
 
 URL forms: ``sqlite:///relative/path.db`` (relative to the working directory), ``sqlite:////abs/path.db``,
@@ -21,7 +24,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -36,6 +39,7 @@ from .memory import (
     FIXED_INTERVALS_MS,
     WEEK_ORIGIN_MS,
     aggregate,
+    bucket_start,
     check_event,
     decode_cursor,
     empty_metric,
@@ -45,6 +49,26 @@ from .memory import (
     percentiles,
     value_class,
     value_matches,
+)
+
+DAY_MS = 86_400_000
+
+
+def _day_of(ms: str) -> str:
+    """SQL of the UTC epoch day number (floor) of an integer epoch-ms expression."""
+    return f"({ms} / {DAY_MS} - ({ms} % {DAY_MS} < 0))"
+
+
+_DAY_INCREMENT = (
+    "INSERT INTO event_days (stream_id, type, day, n) "
+    f"VALUES ({{row}}.stream_id, {{row}}.type, {_day_of('{row}.timestamp')}, 1) "
+    "ON CONFLICT (stream_id, type, day) DO UPDATE SET n = n + 1;"
+)
+_DAY_DECREMENT = (
+    "UPDATE event_days SET n = n - 1 WHERE rowid = (SELECT rowid FROM event_days WHERE stream_id = {row}.stream_id "
+    f"AND type IS {{row}}.type AND day = {_day_of('{row}.timestamp')} LIMIT 1); "
+    "DELETE FROM event_days WHERE stream_id = {row}.stream_id AND type IS {row}.type "
+    f"AND day = {_day_of('{row}.timestamp')} AND n <= 0;"
 )
 
 #: Schema migrations, applied in order; the number of the last applied one is in ``schema_version``.
@@ -74,6 +98,30 @@ MIGRATIONS: list[tuple[str, ...]] = [
                UNIQUE (stream_id, id))""",
         "CREATE INDEX events_by_time ON events (stream_id, timestamp)",
         "CREATE INDEX events_by_type ON events (stream_id, type, timestamp)",
+    ),
+    (
+        # Events per stream, type and UTC day (epoch day number), kept by triggers in the inserting or
+        # deleting transaction; counts and calendar histograms over type/time read it instead of the events.
+        # A NULL type never conflicts in the UNIQUE index, so NULL-type events may spread over several rows
+        # of one day: readers sum, and deletions decrement one of them.
+        """CREATE TABLE event_days (
+               stream_id INTEGER NOT NULL REFERENCES streams (id) ON DELETE CASCADE,
+               type,
+               day INTEGER NOT NULL,
+               n INTEGER NOT NULL,
+               UNIQUE (stream_id, type, day))""",
+        f"""CREATE TRIGGER event_days_insert AFTER INSERT ON events BEGIN
+               {_DAY_INCREMENT.format(row="NEW")}
+           END""",
+        f"""CREATE TRIGGER event_days_delete AFTER DELETE ON events BEGIN
+               {_DAY_DECREMENT.format(row="OLD")}
+           END""",
+        f"""CREATE TRIGGER event_days_update AFTER UPDATE OF stream_id, type, timestamp ON events BEGIN
+               {_DAY_DECREMENT.format(row="OLD")}
+               {_DAY_INCREMENT.format(row="NEW")}
+           END""",
+        f"""INSERT INTO event_days (stream_id, type, day, n)
+               SELECT stream_id, type, {_day_of("timestamp")}, count(*) FROM events GROUP BY 1, 2, 3""",
     ),
 ]
 
@@ -369,12 +417,33 @@ class _Compiler:
 class _KeySpec:
     """A bucket aggregation as a grouping key: its SQL expression, join, condition and kept keys."""
 
-    def __init__(self, agg: Aggregation, expr: str, join: str = "", cond: str = "") -> None:
+    def __init__(self, agg: Aggregation, expr: str, join: str = "", cond: str = "",
+                 fold: Callable[[Any], Any] | None = None) -> None:
         self.agg = agg
         self.expr = expr
         self.join = join
         self.cond = cond
         self.selected: list[Any] | None = None
+        #: Maps a value of `expr` to the bucket key when `expr` groups finer than the buckets (days).
+        self.fold = fold
+
+
+def _day_folder(interval: str | int) -> Callable[[int], int]:
+    """Day start (epoch ms) -> start of its calendar bucket, memoized (one datetime computation per day)."""
+    starts: dict[int, int] = {}
+
+    def fold(day_start: int) -> int:
+        key = starts.get(day_start)
+        if key is None:
+            key = starts[day_start] = bucket_start(day_start, interval)
+        return key
+
+    return fold
+
+
+def _time_leaf(agg: Aggregation) -> bool:
+    """A histogram of the event or receipt time without sub-aggregations: one key for every event."""
+    return agg.kind == "date_histogram" and not agg.aggs and agg.source in ("timestamp", "received_at")
 
 
 # -- the backend -------------------------------------------------------------------------------------
@@ -594,12 +663,12 @@ class SQLiteBackend(Backend):
             for rows in batches:
                 if not alone:
                     conn.execute("SAVEPOINT batch")
-                before = conn.total_changes
                 try:
+                    # rowcount, not total_changes: the event_days trigger's writes must not count.
                     if len(rows) == 1:
-                        conn.execute(_INSERT, rows[0])
+                        added = conn.execute(_INSERT, rows[0]).rowcount
                     else:
-                        conn.executemany(_INSERT, rows)
+                        added = conn.executemany(_INSERT, rows).rowcount
                 except sqlite3.IntegrityError as exc:
                     if "events.stream_id" not in str(exc):
                         raise
@@ -608,7 +677,7 @@ class SQLiteBackend(Backend):
                     conn.execute("ROLLBACK TO batch")
                     results.append(StreamNotFound(_MISSING_STREAM))
                 else:
-                    results.append(conn.total_changes - before)
+                    results.append(added)
                 if not alone:
                     conn.execute("RELEASE batch")
         return results
@@ -633,14 +702,62 @@ class SQLiteBackend(Backend):
             rest = " AND ".join(conds) or "1"
             where = f"{stream_cond} AND {rest}"
             result = QueryResult()
+            # Filters only on the type (and the constant fields): counts come from the day summary.
+            by_days = all(f.field == "type" or f.field in _CONSTANT_FIELDS for f in query.filters)
             if query.count_total:
-                result.total = conn.execute(f"SELECT count(*) FROM events e WHERE {where}", c.params).fetchone()[0]
+                if by_days:
+                    result.total = self._day_total(conn, c, query, stream_cond)
+                else:
+                    result.total = conn.execute(f"SELECT count(*) FROM events e WHERE {where}",
+                                                c.params).fetchone()[0]
             if query.limit:
                 self._page(conn, c, query, sids, rest, where, cursor, result)
             if query.aggregations:
-                found = self._aggregate(conn, c, where, query.aggregations, [])
-                result.aggregations = _fill(query.aggregations, found.get((), {}))
+                if by_days and all(map(_day_computable, query.aggregations)):
+                    rows = self._day_rows(conn, c, query, stream_cond)
+                    result.aggregations = _day_aggregate(rows, query.aggregations)
+                else:
+                    found = self._aggregate(conn, c, where, query.aggregations, [])
+                    result.aggregations = _fill(query.aggregations, found.get((), {}))
             return result
+
+    # -- the day summary -------------------------------------------------------------------------
+    @staticmethod
+    def _day_parts(c: _Compiler, query: Query, stream_cond: str) -> tuple[str | None, list[str]]:
+        """Conditions reading the query's range as whole UTC days from ``event_days`` (None when the
+        range holds no whole day) and as partial edge ranges from ``events``, each on alias ``e``."""
+        base = " AND ".join([stream_cond, *(c.filter(f) for f in query.filters if f.field == "type")])
+        days, edges = split_days(query.start, query.end)
+        whole = None
+        if days is not None and (days[0] is None or days[1] is None or days[0] < days[1]):
+            whole = base + "".join(f" AND e.day {op} {c.bind(day)}"
+                                   for op, day in ((">=", days[0]), ("<", days[1])) if day is not None)
+        return whole, [f"{base} AND e.timestamp >= {c.bind(lo)} AND e.timestamp < {c.bind(hi)}" for lo, hi in edges]
+
+    def _day_total(self, conn: sqlite3.Connection, c: _Compiler, query: Query, stream_cond: str) -> int:
+        """Events matching a query filtered on type only: whole days summed from the summary, plus the
+        partial edge days counted in the events (through the type or time index)."""
+        whole, edges = self._day_parts(c, query, stream_cond)
+        total = 0
+        if whole is not None:
+            total += conn.execute(f"SELECT coalesce(sum(e.n), 0) FROM event_days e WHERE {whole}",
+                                  c.params).fetchone()[0]
+        for edge in edges:
+            total += conn.execute(f"SELECT count(*) FROM events e WHERE {edge}", c.params).fetchone()[0]
+        return total
+
+    def _day_rows(self, conn: sqlite3.Connection, c: _Compiler, query: Query,
+                  stream_cond: str) -> list[tuple[Any, int, int]]:
+        """(type, UTC day, events) of a query filtered on type only, from the summary and the edges."""
+        whole, edges = self._day_parts(c, query, stream_cond)
+        rows: list[tuple[Any, int, int]] = []
+        if whole is not None:
+            rows += conn.execute(f"SELECT e.type, e.day, sum(e.n) FROM event_days e WHERE {whole} "
+                                 "GROUP BY e.type, e.day", c.params).fetchall()
+        for edge in edges:
+            rows += conn.execute(f"SELECT e.type, {_day_of('e.timestamp')}, count(*) FROM events e WHERE {edge} "
+                                 "GROUP BY 1, 2", c.params).fetchall()
+        return [row for row in rows if row[2]]
 
     def _stream_ids(self, conn: sqlite3.Connection, query: Query) -> dict[int, str]:
         """Ids and names of the streams the query reads, after filters on tenant/plugin/stream."""
@@ -691,9 +808,18 @@ class SQLiteBackend(Backend):
                                session_id=row[7], data=json.loads(row[8])) for row in rows]
 
     # -- aggregations ----------------------------------------------------------------------------
-    def _key_spec(self, c: _Compiler, agg: Aggregation, depth: int) -> _KeySpec:
-        """How a bucket aggregation groups rows: an expression of the event, or of its expanded values."""
+    def _key_spec(self, c: _Compiler, agg: Aggregation, depth: int, fine: bool = False) -> _KeySpec:
+        """How a bucket aggregation groups rows: an expression of the event, or of its expanded values.
+
+        With `fine`, a month or year histogram of a top-level field (one value per event) groups by day
+        instead, and `_KeySpec.fold` rolls days up in Python: no date function runs per row.
+        """
         field = agg.source
+        if fine and agg.kind == "date_histogram" and agg.interval in ("month", "year") \
+                and not field.startswith("data."):
+            spec = self._key_spec(c, Aggregation(agg.name, agg.kind, field=field, interval="day"), depth)
+            spec.agg, spec.fold = agg, _day_folder(agg.interval)
+            return spec
         alias = f"k{depth}"
         if field.startswith("data."):
             join, value = c.values_join(field, alias, numeric=agg.kind == "date_histogram")
@@ -777,18 +903,37 @@ class SQLiteBackend(Backend):
                 for anc, values in groups.items():
                     put(anc, a.name, percentiles(values, a.percents))
             elif a.kind in ("terms", "date_histogram"):
-                spec = self._key_spec(c, a, depth)
+                spec = self._key_spec(c, a, depth, fine=not a.aggs)
                 sub_ctx = [*ctx, spec]
                 sub_source, sub_cond = self._level_source(c, where, sub_ctx)
-                sql = (f"SELECT {select_keys}{spec.expr}, count(*) FROM {sub_source} WHERE {sub_cond} "
-                       f"GROUP BY {', '.join([*keys, spec.expr])}")
+                # A single time histogram below: one scan grouped by both keys gives both levels' counts
+                # (every event of a bucket has exactly one time), instead of a scan per level.
+                leaf = a.aggs[0] if len(a.aggs) == 1 and _time_leaf(a.aggs[0]) else None
+                child = self._key_spec(c, leaf, depth + 1, fine=True) if leaf is not None else None
+                group_by = [*keys, spec.expr, *([child.expr] if child is not None else [])]
+                sql = (f"SELECT {', '.join(group_by)}, count(*) FROM {sub_source} WHERE {sub_cond} "
+                       f"GROUP BY {', '.join(group_by)}")
                 counts: dict[tuple[Any, ...], dict[Any, int]] = {}
+                below: dict[tuple[Any, ...], dict[Any, int]] = {}
                 for row in conn.execute(sql, c.params):
-                    counts.setdefault(tuple(row[:depth]), {})[row[depth]] = row[depth + 1]
+                    anc, key, n = tuple(row[:depth]), row[depth], row[-1]
+                    if spec.fold is not None:
+                        key = spec.fold(key)
+                    group_counts = counts.setdefault(anc, {})
+                    group_counts[key] = group_counts.get(key, 0) + n
+                    if child is not None:
+                        sub_key = row[depth + 1] if child.fold is None else child.fold(row[depth + 1])
+                        child_counts = below.setdefault((*anc, key), {})
+                        child_counts[sub_key] = child_counts.get(sub_key, 0) + n
                 chosen = {anc: order_buckets(a, group_counts) for anc, group_counts in counts.items()}
                 sub: dict[tuple[Any, ...], dict[str, Any]] = {}
-                if a.aggs and chosen:
-                    if a.kind == "terms":
+                if leaf is not None:
+                    sub = {path: {leaf.name: [{"key": normalize_key(k), "count": n}
+                                              for k, n in order_buckets(leaf, child_counts)]}
+                           for path, child_counts in below.items()}
+                elif a.aggs and chosen:
+                    truncated = any(len(chosen[anc]) < len(group_counts) for anc, group_counts in counts.items())
+                    if a.kind == "terms" and truncated:
                         kept = list({key: None for buckets in chosen.values() for key, _ in buckets})
                         spec.selected = kept if len(kept) <= 500 else None
                     sub = self._aggregate(conn, c, where, a.aggs, sub_ctx)
@@ -804,6 +949,64 @@ class SQLiteBackend(Backend):
             version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         return {"backend": "sqlite", "path": self.path, "journal_mode": mode, "schema_version": version}
+
+
+def split_days(start: int | None, end: int | None) -> tuple[tuple[int | None, int | None] | None,
+                                                            list[tuple[int, int]]]:
+    """A time range ``start <= t < end`` as whole UTC days ``[first, last)`` (None: open; the pair is
+    None when both bounds fall inside one day) and the partial ranges at its edges."""
+    first = None if start is None else -(-start // DAY_MS)
+    last = None if end is None else end // DAY_MS
+    if start is not None and end is not None and first is not None and last is not None and first > last:
+        return None, [(start, end)]
+    edges = []
+    if start is not None and first is not None and start < first * DAY_MS:
+        edges.append((start, first * DAY_MS))
+    if end is not None and last is not None and last * DAY_MS < end:
+        edges.append((last * DAY_MS, end))
+    return (first, last), edges
+
+
+def _day_computable(agg: Aggregation) -> bool:
+    """Whether (type, day, count) rows determine an aggregation: counts, terms on the type and calendar
+    histograms of the event time with day-aligned buckets, nested only in one another."""
+    if agg.kind == "count":
+        return agg.field in (None, "type", "timestamp", "id", *_CONSTANT_FIELDS)
+    if agg.kind == "terms":
+        ok = agg.field == "type"
+    elif agg.kind == "date_histogram":
+        interval = agg.interval
+        ok = agg.source == "timestamp" and (interval in ("day", "week", "month", "year")
+                                            or (isinstance(interval, int) and interval % DAY_MS == 0))
+    else:
+        ok = False
+    return ok and all(map(_day_computable, agg.aggs))
+
+
+def _day_aggregate(rows: Sequence[tuple[Any, int, int]], aggs: Sequence[Aggregation]) -> dict[str, Any]:
+    """Aggregations accepted by `_day_computable`, over (type, day, events) rows, in Python."""
+    return {agg.name: _day_aggregate_one(rows, agg) for agg in aggs}
+
+
+def _day_aggregate_one(rows: Sequence[tuple[Any, int, int]], agg: Aggregation) -> Any:
+    if agg.kind == "count":
+        return sum(n for kind, _, n in rows if kind is not None or agg.field != "type")
+    groups: dict[Any, list[tuple[Any, int, int]]] = {}
+    if agg.kind == "terms":
+        for row in rows:
+            if row[0] is not None:
+                groups.setdefault(row[0], []).append(row)
+    else:
+        assert agg.interval is not None
+        starts: dict[int, int] = {}
+        for row in rows:
+            key = starts.get(row[1])
+            if key is None:
+                key = starts[row[1]] = bucket_start(row[1] * DAY_MS, agg.interval)
+            groups.setdefault(key, []).append(row)
+    counts = {key: sum(n for _, _, n in group) for key, group in groups.items()}
+    return [{"key": normalize_key(key), "count": count, **_day_aggregate(groups[key], agg.aggs)}
+            for key, count in order_buckets(agg, counts)]
 
 
 def _fill(aggs: Sequence[Aggregation], found: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pytest
 
 from backends.sqlite import MIGRATIONS, SQLiteBackend, parse_url
 from gateway.events import Event, Stream
-from gateway.query import Query
+from gateway.query import Filter, Query
 from gateway.storage import BackendUnavailable
 
 T, P = "acme", "analytics"
@@ -250,3 +250,76 @@ def test_synchronous_option_and_unknown_options(db: Path) -> None:
         open_backend(db, synchronous="sometimes")
     with pytest.raises(ValueError, match="busy_timout_ms"):
         open_backend(db, busy_timout_ms=5)
+
+
+# -- the day summary (event_days) --------------------------------------------------------------------
+DAY = 86_400_000
+_RECOUNT = ("SELECT stream_id, type, CAST(floor(timestamp / 86400000.0) AS INTEGER), count(*) FROM events "
+            "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+_SUMMARY = "SELECT stream_id, type, day, sum(n) FROM event_days GROUP BY 1, 2, 3 HAVING sum(n) > 0 ORDER BY 1, 2, 3"
+
+
+def summary_matches_events(path: Path) -> bool:
+    """Whether event_days holds exactly the per (stream, type, UTC day) counts of the events table."""
+    with sqlite3.connect(path) as conn:
+        zero = conn.execute("SELECT count(*) FROM event_days WHERE n <= 0").fetchone()[0]
+        return zero == 0 and conn.execute(_RECOUNT).fetchall() == conn.execute(_SUMMARY).fetchall()
+
+
+def typed_ev(id: str, ts: int, type: str | None, stream: str = "s") -> Event:
+    return Event(tenant=T, plugin=P, stream=stream, type=type, data={}, timestamp=ts, received_at=ts, id=id)  # type: ignore[arg-type]
+
+
+def test_summary_backfilled_by_migration(db: Path) -> None:
+    """A database made before the summary existed gets it filled from its events when opened."""
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1, 0)")
+        conn.execute("INSERT INTO streams (tenant, plugin, name, created_at) VALUES (?, ?, 's', 0), (?, ?, 'o', 0)",
+                     (T, P, T, P))
+        rows = [(1 + i % 2, f"e{i}", [None, "a", "b", 3][i // 2 % 4], (i - 40) * DAY // 3, "{}") for i in range(200)]
+        conn.executemany("INSERT INTO events (stream_id, id, type, timestamp, received_at, data) "
+                         "VALUES (?, ?, ?, ?, 0, ?)", rows)
+    backend = open_backend(db)
+    assert backend.health()["schema_version"] == len(MIGRATIONS)
+    assert summary_matches_events(db)
+    assert count(backend) == 200
+    a_rows = [r for r in rows if r[2] == "a" and r[0] == 1 and -5 * DAY + 7 <= r[3] < 20 * DAY + 11]
+    query = Query(tenant=T, plugin=P, streams=("s",), start=-5 * DAY + 7, end=20 * DAY + 11,
+                  filters=(Filter("type", "eq", "a"),), limit=0)
+    assert backend.query(query).total == len(a_rows) > 0
+    # NULL types: the backfilled row and new rows for the same day add up, and deletions take them away
+    backend.append([typed_ev("late", 0, None), typed_ev("later", 1, None)])
+    assert summary_matches_events(db)
+    backend.delete_stream(T, P, "s")
+    assert summary_matches_events(db)
+    assert count(backend) == 100
+    backend.close()
+
+
+def test_summary_follows_appends_duplicates_and_deletions(db: Path) -> None:
+    backend = open_backend(db)
+    backend.create_stream(Stream(T, P, "s"))
+    backend.create_stream(Stream(T, P, "o"))
+    events = [typed_ev(f"e{i}", (i * 7919 % 400 - 200) * DAY // 5 + i, ["x", "y", None][i % 3], "so"[i % 2])
+              for i in range(300)]
+    assert backend.append(events[:200]) == 200
+    assert backend.append(events[100:]) == 100  # half of them are duplicates: counted once
+    assert summary_matches_events(db)
+    with sqlite3.connect(db) as conn:  # any change of the events table, not only the backend's own
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("DELETE FROM events WHERE id IN ('e3', 'e4', 'e5')")
+        conn.execute("UPDATE events SET timestamp = timestamp + 3 * ?, type = 'z' WHERE id IN ('e6', 'e7', 'e8')",
+                     (DAY,))
+    assert summary_matches_events(db)
+    total = Query(tenant=T, plugin=P, filters=(Filter("type", "in", ["x", "z"]),), limit=0)
+    assert backend.query(total).total == sum(1 for e in events if e.type in ("x",) and e.id not in
+                                             ("e3", "e4", "e5", "e6", "e7", "e8")) + 3
+    assert backend.delete_stream(T, P, "o")
+    assert summary_matches_events(db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(DISTINCT stream_id) FROM event_days").fetchone()[0] == 1
+    backend.close()
