@@ -839,6 +839,9 @@ class MemoryBackend(Backend):
 
     def __init__(self, url: str = "memory://", options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)
+        if self.options:
+            raise ValueError(f"storage.options: the memory backend takes no options "
+                             f"(got {', '.join(sorted(self.options))})")
         self._lock = threading.RLock()
         self._catalog: dict[tuple[str, str], dict[str, _StreamData]] = {}
         self._seq = itertools.count(1)

@@ -94,6 +94,8 @@ def test_start_up_refuses_unknown_plugins_quotas_and_schemes() -> None:
         create_app({"storage": {"url": "memory://"}, "quotas": {"elastic_analytics": {"nosuch": "1/second"}}})
     with pytest.raises(ConfigError, match=r"quotas\.nosuch"):
         create_app({"storage": {"url": "memory://"}, "quotas": {"nosuch": {"x": "1/second"}}})
+    with pytest.raises(ConfigError, match=r"storage\.options.*pathh"):
+        create_app({"storage": {"url": "memory://", "options": {"pathh": "x"}}})
     with pytest.raises(ConfigError, match=r"storage\.url.*ftp://"):
         create_app({"storage": {"url": "ftp://x"}})
     with pytest.raises(ConfigError, match=r"plugins\.nosuch"):
