@@ -132,6 +132,9 @@ _INSERT = (
     "VALUES ((SELECT id FROM streams WHERE tenant = ? AND plugin = ? AND name = ?), ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (stream_id, id) DO NOTHING"
 )
+#: tenant of a stream being deleted (no configured tenant can have it: tenants match [A-Za-z0-9_.-]+)
+TOMBSTONE = "\x00deleted"
+DELETE_CHUNK = 5000
 _MISSING_STREAM = "the batch names a stream that does not exist; nothing was stored"
 _EVENT_COLUMNS = "e.seq, e.stream_id, e.id, e.type, e.timestamp, e.received_at, e.user_id, e.session_id, e.data"
 _UNAVAILABLE_MESSAGES = ("unable to open", "disk i/o", "locked", "busy", "readonly", "read-only", "disk is full",
@@ -481,6 +484,7 @@ class SQLiteBackend(Backend):
                 if not self.memory:
                     conn.execute("PRAGMA journal_mode = WAL")
                 self._migrate(conn)
+                self._finish_deletes(conn)
         except OSError as exc:
             raise BackendUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
 
@@ -617,11 +621,38 @@ class SQLiteBackend(Backend):
         return [self._stream(row) for row in rows]
 
     def delete_stream(self, tenant: str, plugin: str, name: str) -> bool:
-        """Delete the stream and its events (foreign-key cascade); False when it did not exist."""
-        with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
-            cursor = conn.execute("DELETE FROM streams WHERE tenant = ? AND plugin = ? AND name = ?",
-                                  (tenant, plugin, name))
-            return cursor.rowcount > 0
+        """Delete the stream and its events; False when it did not exist.
+
+        The stream first becomes a tombstone in one short transaction (its name is free and appends to it
+        fail from then on); its events then go in chunks of `DELETE_CHUNK`, each its own transaction, so a
+        stream of millions of events never holds the write lock for long (appends of other streams
+        interleave, instead of waiting out the busy timeout). A delete cut short by a crash is finished
+        when the database is next opened.
+        """
+        with self._session() as conn:
+            with self._transaction(conn, "BEGIN IMMEDIATE"):
+                row = conn.execute("SELECT id FROM streams WHERE tenant = ? AND plugin = ? AND name = ?",
+                                   (tenant, plugin, name)).fetchone()
+                if row is None:
+                    return False
+                conn.execute("UPDATE streams SET tenant = ?, name = ? WHERE id = ?", (TOMBSTONE, str(row[0]), row[0]))
+            self._purge(conn, row[0])
+        return True
+
+    def _purge(self, conn: sqlite3.Connection, stream_id: int) -> None:
+        """Delete a tombstoned stream's events chunk by chunk, then the stream."""
+        while True:
+            with self._transaction(conn, "BEGIN IMMEDIATE"):
+                deleted = conn.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE stream_id = ? "
+                                       "LIMIT ?)", (stream_id, DELETE_CHUNK)).rowcount
+                if deleted < DELETE_CHUNK:
+                    conn.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
+                    return
+
+    def _finish_deletes(self, conn: sqlite3.Connection) -> None:
+        """Complete deletes a crash interrupted (tombstones left behind)."""
+        for (stream_id,) in conn.execute("SELECT id FROM streams WHERE tenant = ?", (TOMBSTONE,)).fetchall():
+            self._purge(conn, stream_id)
 
     def plugins_of(self, tenant: str) -> list[str]:
         """The plugins that have streams for the tenant, sorted."""
