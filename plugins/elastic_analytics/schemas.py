@@ -18,6 +18,8 @@ from .errors import EsError
 
 # error codes carried by marshmallow messages, translated by `to_es_error`
 TYPE, BLANK, NEGATIVE, REQUIRED, UNKNOWN, FILTER = "!type", "!blank", "!negative", "!required", "!unknown", "!filter"
+INT_RANGE = "!int_range"
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 _COMMON = {"required": REQUIRED, "null": TYPE}
 
 
@@ -29,9 +31,28 @@ def _id(**kwargs: Any) -> fields.String:
     return _string(validate=validate.Predicate("strip", error=BLANK), required=True, **kwargs)
 
 
-def _count(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(error_messages={**_COMMON, "invalid": TYPE}, validate=validate.Range(min=0, error=NEGATIVE),
-                          **kwargs)
+class JavaInt(fields.Integer):
+    """A Java ``int`` as ES's ``declareInt`` reads it: numbers and numeric strings, decimals truncated
+    (``"7.5"`` -> 7), and values outside 32 bits refused."""
+
+    def _format_num(self, value: Any) -> int:
+        if isinstance(value, str):
+            value = float(value.strip())  # ValueError -> marshmallow's "invalid"
+        return int(value)
+
+    def _validated(self, value: Any) -> int:
+        number = super()._validated(value)
+        if not INT_MIN <= number <= INT_MAX:
+            raise ValidationError(INT_RANGE)
+        return number
+
+
+def _int(**kwargs: Any) -> JavaInt:
+    return JavaInt(error_messages={**_COMMON, "invalid": TYPE, "too_large": INT_RANGE}, **kwargs)
+
+
+def _count(**kwargs: Any) -> JavaInt:
+    return _int(validate=validate.Range(min=0, error=NEGATIVE), **kwargs)
 
 
 def _nested(schema: type[Schema], **kwargs: Any) -> fields.Nested:
@@ -92,7 +113,7 @@ class ResultItemSchema(_Strict):
 class ResultsSchema(_Strict):
     parser_name = "results"
     items = fields.List(_nested(ResultItemSchema), error_messages={**_COMMON, "invalid": TYPE})
-    total_results = fields.Integer(error_messages={**_COMMON, "invalid": TYPE})
+    total_results = _int()
 
 
 class FiltersField(fields.Field):
@@ -236,6 +257,9 @@ def _field_error(schema: Schema, key: str, value: Any, messages: Any, first: str
                                                     f"{json_token(value)}")
     if first == BLANK:
         return EsError("illegal_argument_exception", f"field [{key}] can't be blank")
+    if first == INT_RANGE:
+        return EsError("x_content_parse_exception",
+                       f"Numeric value ({value}) out of range of int ({INT_MIN} - {INT_MAX})")
     if first == NEGATIVE:
         return EsError("illegal_argument_exception", f"field [{key}] must be positive")
     if first.startswith(FILTER):

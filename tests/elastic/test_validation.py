@@ -797,3 +797,18 @@ def test_compatible_versions_must_match(app: Any, es: Any, accept: str, content_
         body = assert_es_error(response, 400, "media_type_header_exception")
         assert "compatible versions must match" in root_reason(body)
     assert len(stored(app)) == (1 if status == 202 else 0)
+
+
+@pytest.mark.parametrize(("value", "stored_as"), [("7.5", 7), (7.9, 7), ("12", 12), (0, 0), (2**31 - 1, 2**31 - 1)])
+def test_java_int_fields_coerce_like_es(app: Any, es: Any, value: Any, stored_as: int) -> None:
+    body = variant("search", {"search.page": {"current": value, "size": 10}})
+    assert post(es, "search", body).status_code == 202
+    assert stored(app)[-1].data["search"]["page"]["current"] == stored_as
+
+
+@pytest.mark.parametrize("value", [2**31, -(2**31) - 1, 99999999999999999999999, "1e999"])
+def test_java_int_fields_refuse_values_beyond_32_bits(app: Any, es: Any, value: Any) -> None:
+    body = variant("search", {"search.results": {"total_results": value}})
+    error = assert_es_error(post(es, "search", body), 400, "x_content_parse_exception")
+    assert "out of range of int (-2147483648 - 2147483647)" in root_reason(error)
+    assert stored(app) == []
