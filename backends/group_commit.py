@@ -53,26 +53,31 @@ class GroupCommitter(Generic[T]):
             self._queue.append(pending)
         with self._writer:
             if not pending.done:
-                with self._queue_lock:
-                    group, self._queue = self._queue, []
-                self._commit(group)
+                self._commit()
         if not pending.done:  # cannot happen: every group is settled; never acknowledge by accident
             raise RuntimeError("group commit left a batch unsettled")
         if pending.error is not None:
             raise pending.error
         return pending.result
 
-    def _commit(self, group: list[_Pending[T]]) -> None:
-        """Commit a group; whatever fails, every batch of it is settled with a result or an exception."""
+    def _commit(self) -> None:
+        """Commit everything queued; whatever fails, every batch taken is settled with a result or an exception.
+
+        The group is taken only once the cross-process lock is held, so batches that arrive while another
+        process commits join this group instead of waiting for the next one.
+        """
         fd = None
+        group: list[_Pending[T]] | None = None
         try:
             fd = self._process_lock()
             if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+            group = self._take()
             results = self.commit_all([p.batch for p in group])
             if len(results) != len(group):
                 raise RuntimeError(f"commit_all returned {len(results)} results for {len(group)} batches")
         except BaseException as exc:  # nothing of the group is stored (the transaction never committed)
+            group = self._take() if group is None else group
             results = [exc] * len(group)
         finally:
             if fd is not None:
@@ -84,6 +89,11 @@ class GroupCommitter(Generic[T]):
             else:
                 pending.result = result
             pending.done = True
+
+    def _take(self) -> list[_Pending[T]]:
+        with self._queue_lock:
+            group, self._queue = self._queue, []
+        return group
 
     def _process_lock(self) -> int | None:
         """This process's descriptor of the cross-process lock file (opened anew after a fork)."""
