@@ -83,7 +83,7 @@ def content_type() -> str:
 def es_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response as ES sends it: ``filter_path`` applied, the product header, ``X-Opaque-Id`` echoed,
     in the media type the client accepts."""
-    if request.args:
+    if request.environ.get("QUERY_STRING"):
         body = apply_filter_path(body, request.args.get("filter_path"))
     response = json_response(body, status, headers, mimetype=content_type())
     response.headers[PRODUCT_HEADER[0]] = PRODUCT_HEADER[1]

@@ -33,6 +33,8 @@ def _no_body() -> None:
 
 
 def _allow_params(allowed: frozenset[str]) -> None:
+    if not request.environ.get("QUERY_STRING"):
+        return
     for name in request.args:
         if name not in allowed:
             raise EsError("illegal_argument_exception",
@@ -40,7 +42,7 @@ def _allow_params(allowed: frozenset[str]) -> None:
 
 
 def _bool_param(name: str) -> bool:
-    value = request.args.get(name)
+    value = request.args.get(name) if request.environ.get("QUERY_STRING") else None
     if value is None:
         return False
     if value in ("", "true"):
@@ -65,7 +67,7 @@ def _vendor_version(header: str) -> str | None:
 
 def _check_compatible_versions(content_type: str) -> None:
     """ES requires the same compatible-with version on Accept and Content-Type once either names one."""
-    accept = request.headers.get("Accept", "")
+    accept = request.environ.get("HTTP_ACCEPT", "")
     wanted, sent = _vendor_version(accept), _vendor_version(content_type)
     if (wanted or sent) and wanted != sent:
         cause = EsError("status_exception", "A compatible version is required on both Content-Type and Accept "
