@@ -6,8 +6,8 @@ a vendor: `data` is the vendor document after validation and enrichment, opaque 
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +21,8 @@ def now_ms() -> int:
 
 
 def new_event_id() -> str:
-    """A server-made event id, for vendors whose events carry none."""
-    return uuid.uuid4().hex
+    """A server-made event id (128 random bits as hex), for vendors whose events carry none."""
+    return secrets.token_hex(16)
 
 
 @dataclass(slots=True)
