@@ -481,9 +481,8 @@ class SQLiteBackend(Backend):
             if not self.memory:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
             with self._session() as conn:
-                if not self.memory:
-                    conn.execute("PRAGMA journal_mode = WAL")
-                self._migrate(conn)
+                if self.memory:
+                    self._migrate(conn)
                 self._finish_deletes(conn)
         except OSError as exc:
             raise BackendUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
@@ -495,6 +494,8 @@ class SQLiteBackend(Backend):
         conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        if not self.memory:
+            conn.execute("PRAGMA journal_mode = WAL")  # persistent in the file; a no-op once set
         return conn
 
     def _connection(self) -> sqlite3.Connection:
@@ -507,11 +508,15 @@ class SQLiteBackend(Backend):
         pid = os.getpid()
         conn = getattr(local, "conn", None)
         if conn is not None and local.pid == pid:
-            return conn
+            if os.stat(self.path).st_ino == local.inode:  # FileNotFoundError: the file was deleted
+                return conn
+            self._forget_connection()  # the file was replaced under us: never write into the old inode
+            raise BackendUnavailable(f"SQLite database {self.path} was replaced while open; reconnecting")
         if conn is not None:
             _INHERITED.append(conn)
         conn = self._connect()
-        local.conn, local.pid = conn, pid
+        self._migrate(conn)  # cheap when current; gives the schema to a file that appeared at the path anew
+        local.conn, local.pid, local.inode = conn, pid, os.stat(self.path).st_ino
         self._connections.append((pid, conn))
         return conn
 
@@ -533,7 +538,11 @@ class SQLiteBackend(Backend):
             lock.acquire()
         try:
             try:
-                conn = self._connection()
+                try:
+                    conn = self._connection()
+                except FileNotFoundError as exc:  # deleted while open: acknowledging into it would lose events
+                    self._forget_connection()
+                    raise BackendUnavailable(f"SQLite database {self.path} was deleted while open") from exc
                 yield conn
             except sqlite3.Error as exc:
                 if _is_unavailable(exc):

@@ -199,13 +199,22 @@ def export(config_file: str | None, tenant: str, plugin_name: str | None, stream
     try:
         for name in [plugin_name] if plugin_name else backend.plugins_of(tenant):
             for event in backend.iter_events(tenant, name, streams or None, start, end):
-                out.write(json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False))
-                out.write("\n")
+                out.write(_ndjson_line(event.to_dict()))
     except BackendUnavailable as exc:
         _fail(f"storage unreachable: {exc}", 1)
     except BrokenPipeError:
         sys.stderr.close()
     out.flush()
+
+
+def _ndjson_line(doc: dict[str, Any]) -> str:
+    """One export line: readable UTF-8, escaped only when the text cannot be encoded (never a lost line)."""
+    line = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(doc, separators=(",", ":"))
+    return line + "\n"
 
 
 if __name__ == "__main__":

@@ -134,9 +134,13 @@ def from_http_exception(exc: HTTPException) -> GatewayError:
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None,
                   mimetype: str = JSON_MIMETYPE) -> Response:
-    """A compact JSON response (faster than flask.jsonify, and independent of app JSON settings)."""
-    response = Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False), status=status,
-                        mimetype=mimetype)
+    """A compact JSON response (faster than flask.jsonify, and independent of app JSON settings).
+
+    Non-ASCII text is escaped (``\u00e9``): the same JSON to every parser, and a string that could not be
+    encoded as UTF-8 (an unpaired surrogate from some path the strict parser did not see) cannot turn an
+    answer into a 500.
+    """
+    response = Response(json.dumps(body, separators=(",", ":")), status=status, mimetype=mimetype)
     if headers:
         response.headers.update(headers)
     return response

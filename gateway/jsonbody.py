@@ -10,6 +10,7 @@ raise `InvalidJSON`, a `BadRequest` with code ``invalid_json`` and the position,
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -26,9 +27,16 @@ class InvalidJSON(BadRequest):
 
     code = "invalid_json"
 
-    def __init__(self, message: str, *, line: int | None = None, column: int | None = None) -> None:
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None,
+                 duplicate_key: str | None = None, too_deep: bool = False) -> None:
         super().__init__(message)
         self.line, self.column = line, column
+        self.duplicate_key = duplicate_key  # set for a repeated key, so plugins can word it their way
+        self.too_deep = too_deep  # nesting beyond MAX_DEPTH (plugins with a lower limit say theirs)
+
+    def describe(self) -> str:
+        """The message with its position, for plugins that word errors themselves."""
+        return f"{self.message} (line {self.line}, column {self.column})" if self.line is not None else self.message
 
 
 def read_body(request: Request, max_bytes: int) -> bytes:
@@ -58,17 +66,25 @@ def parse_json(raw: bytes | str, *, reject_duplicate_keys: bool = False) -> Any:
         text, data = raw, raw.encode("utf-8", "surrogatepass")
     try:
         if reject_duplicate_keys:
-            value = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+            value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float,
+                               object_pairs_hook=_unique_keys)
         else:
-            value = json.loads(text, parse_constant=_no_constant)
+            value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise InvalidJSON(exc.msg, line=exc.lineno, column=exc.colno) from None
     except RecursionError:
-        raise InvalidJSON(f"nesting is deeper than {MAX_DEPTH} levels") from None
+        raise InvalidJSON(f"nesting is deeper than {MAX_DEPTH} levels", too_deep=True) from None
     except ValueError as exc:  # e.g. an integer literal beyond int_max_str_digits
         raise InvalidJSON(str(exc)) from None
     if _SURROGATE_ESCAPE.search(data) or _deeper_than(text, MAX_DEPTH):
         _check(value)
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 overflows to infinity, which JSON cannot carry back out
+        raise InvalidJSON(f"Numeric value ({text}) out of range of double")
     return value
 
 
@@ -87,7 +103,7 @@ def _check(value: Any) -> None:
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise InvalidJSON(f"nesting is deeper than {MAX_DEPTH} levels")
+            raise InvalidJSON(f"nesting is deeper than {MAX_DEPTH} levels", too_deep=True)
         if isinstance(node, dict):
             for key, item in node.items():
                 _check_text(key)
@@ -110,5 +126,5 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(out) != len(pairs):
         seen: set[str] = set()
         duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise InvalidJSON(f"Duplicate field '{duplicate}'")
+        raise InvalidJSON(f"Duplicate field '{duplicate}'", duplicate_key=duplicate)
     return out

@@ -16,13 +16,14 @@ The grant is checked before the request is read, so a caller without it gets 403
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, request
 
 from gateway.api import client_ip, quota, require_grant
 from gateway.errors import json_response
+from gateway.jsonbody import InvalidJSON
+from gateway.jsonbody import parse_json as core_parse_json
 
 from . import service
 from .errors import BuildlessError
@@ -34,19 +35,6 @@ PING = "/v1/telemetry/event:ping"
 FORM = "application/x-www-form-urlencoded"
 #: Deepest nesting of objects and arrays a JSON body may have (the envelope itself needs 6 levels).
 MAX_DEPTH = 100
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f'duplicate field "{key}"')
-        out[key] = value
-    return out
 
 
 def _depth(value: Any) -> int:
@@ -64,15 +52,12 @@ def parse_json(raw: bytes) -> Any:
     """The body as JSON (strict: UTF-8, no duplicate keys, no NaN/Infinity, at most `MAX_DEPTH` levels); else 400."""
     too_deep = f"invalid request body: objects and arrays nest more than {MAX_DEPTH} levels deep"
     try:
-        body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except RecursionError:
-        raise BuildlessError(too_deep) from None
-    except UnicodeDecodeError:
-        raise BuildlessError("invalid request body: not UTF-8 JSON") from None
-    except json.JSONDecodeError as exc:
-        raise BuildlessError(f"invalid request body: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    except ValueError as exc:
-        raise BuildlessError(f"invalid request body: {exc}") from None
+        body = core_parse_json(raw, reject_duplicate_keys=True)
+    except InvalidJSON as exc:
+        if exc.too_deep:
+            raise BuildlessError(too_deep) from None
+        problem = f'duplicate field "{exc.duplicate_key}"' if exc.duplicate_key else exc.describe()  # protojson's words
+        raise BuildlessError(f"invalid request body: {problem}") from None
     if _depth(body) > MAX_DEPTH:
         raise BuildlessError(too_deep)
     return body

@@ -8,6 +8,7 @@ missing body is a ``parse_exception``.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, request
 
@@ -106,7 +107,7 @@ def put_collection(name: str) -> Response:
     _no_body()
     tenant = require_grant("manage", name).tenant
     service.create_collection(tenant, name)
-    return es_response({"acknowledged": True, "name": name}, 201, {"Location": f"{BASE}/{name}"})
+    return es_response({"acknowledged": True, "name": name}, 201, {"Location": f"{BASE}/{quote(name, safe='')}"})
 
 
 @blueprint.get(BASE)

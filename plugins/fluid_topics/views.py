@@ -6,12 +6,12 @@ The grant is checked before the body is read, so a caller without it gets 403 wh
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, request
 
 from gateway.api import quota, require_grant
+from gateway.jsonbody import InvalidJSON, parse_json
 
 from . import service
 from .errors import FtError, ft_response
@@ -20,10 +20,6 @@ blueprint = Blueprint(service.PLUGIN, __name__)
 INGEST_ROUTE = "/api/analytics/events"
 RETRIEVE_ROUTE = "/analytics/api/v1/events"
 COUNT_ROUTE = "/analytics/api/v1/traffic/event-counts"
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def read_body(*, array: bool = False) -> Any:
@@ -40,14 +36,9 @@ def read_body(*, array: bool = False) -> Any:
     if not raw.strip():
         raise FtError("the request body is empty: expected a JSON object", 400, field="body")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise FtError("the request body is not valid UTF-8 JSON", 400, field="body") from None
-    except json.JSONDecodeError as exc:
-        raise FtError(f"Invalid JSON request body: {exc.msg} (line {exc.lineno}, column {exc.colno})", 400,
-                      field="body") from None
-    except ValueError as exc:
-        raise FtError(f"Invalid JSON request body: {exc}", 400, field="body") from None
+        body = parse_json(raw)
+    except InvalidJSON as exc:
+        raise FtError(f"Invalid JSON request body: {exc.describe()}", 400, field="body") from None
     if isinstance(body, dict) or (array and isinstance(body, list)):
         return body
     expected = "a JSON object or an array of objects" if array else "a JSON object"

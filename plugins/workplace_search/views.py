@@ -7,22 +7,18 @@ authorizes before it looks at parameters), so a caller without the grant gets 40
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, request
 
 from gateway.api import quota, require_grant
+from gateway.jsonbody import InvalidJSON, parse_json
 
 from . import service
 from .errors import WsError, ws_response
 
 blueprint = Blueprint(service.PLUGIN, __name__)
 ROUTE = "/api/ws/v1/analytics/event"
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def _json_type(value: Any) -> str:
@@ -52,14 +48,9 @@ def read_body() -> dict[str, Any]:
         raise WsError("Request body is empty: expected a JSON object with type, query_id, page, "
                       "content_source_id, document_id and rank", 400)
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise WsError("Request body is not valid UTF-8 JSON", 400) from None
-    except json.JSONDecodeError as exc:
-        raise WsError(f"Request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-                      400) from None
-    except ValueError as exc:
-        raise WsError(f"Request body is not valid JSON: {exc}", 400) from None
+        body = parse_json(raw)
+    except InvalidJSON as exc:
+        raise WsError(f"Request body is not valid JSON: {exc.describe()}", 400) from None
     if not isinstance(body, dict):
         raise WsError(f"Request body must be a JSON object, not {_json_type(body)}", 400)
     return body

@@ -379,3 +379,38 @@ def test_a_delete_cut_short_is_finished_on_reopen(db: Path) -> None:
         assert conn.execute("SELECT count(*) FROM streams WHERE tenant = ?", (TOMBSTONE,)).fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0
     reopened.close()
+
+
+def test_a_database_deleted_while_open_is_never_written_into(db: Path) -> None:
+    """Appending into an unlinked inode would acknowledge events nobody can ever read again."""
+    backend = open_backend(db)
+    backend.create_stream(Stream(T, P, "s"))
+    backend.append([ev("before", 1)])
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(BackendUnavailable):
+        backend.append([ev("lost?", 2)])
+    # the next operation starts a fresh database at the path (with its schema): the operator deleted the old
+    backend.create_stream(Stream(T, P, "s"))
+    assert backend.append([ev("after", 3)]) == 1
+    fresh = open_backend(db)
+    assert [e.id for e in fresh.query(Query(T, P)).events] == ["after"]
+    fresh.close()
+    backend.close()
+
+
+def test_a_database_replaced_while_open_is_reopened(db: Path) -> None:
+    backend = open_backend(db)
+    backend.create_stream(Stream(T, P, "s"))
+    other = db.with_name("other.db")
+    second = open_backend(other)
+    second.create_stream(Stream(T, P, "s"))
+    second.append([ev("from-other", 1)])
+    second.close()
+    os.replace(other, db)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(BackendUnavailable):
+        backend.append([ev("x", 2)])
+    assert [e.id for e in backend.query(Query(T, P)).events] == ["from-other"]
+    backend.close()
