@@ -7,7 +7,9 @@ order and writes each result to ``bench/results/<name>.json`` (gitignored).
 
 from __future__ import annotations
 
-#: Run in this order by ``python -m bench``; a later issue adds "query" (query p50 over 1M events).
+import os
+
+#: Run in this order by ``python -m bench``.
 BENCHMARKS: tuple[str, ...] = ("ingest", "fluid_topics")
 
 
@@ -16,3 +18,17 @@ class BenchError(RuntimeError):
 
     Distinct from missing a target: a missed target is reported as FAIL with exit code 0, an error exits 1.
     """
+
+
+def env_number(name: str, default: float, *, minimum: float = 0) -> float:
+    """A numeric knob from the environment (a trailing ``s`` for seconds is allowed), checked against `minimum`."""
+    raw = os.environ.get(name, "").strip().rstrip("s")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BenchError(f"{name}={os.environ[name]!r}: expected a number") from None
+    if value < minimum:
+        raise BenchError(f"{name}={os.environ[name]!r}: must be at least {minimum:g}")
+    return value

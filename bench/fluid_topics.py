@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import BenchError
+from . import BenchError, env_number
 
 NAME = "fluid_topics"
 TENANT = "bench"
@@ -54,30 +54,17 @@ GROUPS = (["ft:authenticated"], ["ft:administrator", "TechWriter"], ["nda_basic"
 ROLES = (["PRINT_USER"], ["FEEDBACK_USER", "RATING_USER"], ["ADMIN", "ANALYTICS_USER"], [])
 
 
-def _env_int(name: str, default: int, minimum: int = 1) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BenchError(f"{name}={raw!r}: expected an integer") from None
-    if value < minimum:
-        raise BenchError(f"{name}={raw!r}: must be at least {minimum}")
-    return value
-
-
 def settings() -> dict[str, Any]:
     """The run's knobs, from the environment."""
     backends = [b.strip() for b in os.environ.get("BENCH_FT_BACKENDS", "sqlite,memory").split(",") if b.strip()]
     if not backends or set(backends) - {"sqlite", "memory"}:
         raise BenchError("BENCH_FT_BACKENDS: expected a comma list of sqlite, memory")
     return {
-        "events": _env_int("BENCH_FT_EVENTS", 1_000_000),
+        "events": int(env_number("BENCH_FT_EVENTS", 1_000_000, minimum=1)),
         "backends": backends,
-        "rounds": _env_int("BENCH_FT_ROUNDS", 200),
-        "count_rounds": _env_int("BENCH_FT_COUNT_ROUNDS", 5),
-        "batch": _env_int("BENCH_FT_BATCH", 20_000),
+        "rounds": int(env_number("BENCH_FT_ROUNDS", 200, minimum=1)),
+        "count_rounds": int(env_number("BENCH_FT_COUNT_ROUNDS", 5, minimum=1)),
+        "batch": int(env_number("BENCH_FT_BATCH", 20_000, minimum=1)),
         "keep": os.environ.get("BENCH_FT_KEEP") or None,
     }
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import BenchError
+from . import BenchError, env_number
 from .bare_app import PATH
 from .bare_app import options as bare_options
 from .load import LoadResult, run_load, tool, wrk_version
@@ -39,19 +39,6 @@ TARGETS = {"sqlite": 0.6, "memory": 0.75}
 WORKERS = {"sqlite": 2, "memory": 1}
 
 
-def _env_number(name: str, default: float, *, minimum: float = 0) -> float:
-    raw = os.environ.get(name, "").strip().rstrip("s")
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BenchError(f"{name}={os.environ[name]!r}: expected a number") from None
-    if value < minimum:
-        raise BenchError(f"{name}={os.environ[name]!r}: must be at least {minimum:g}")
-    return value
-
-
 def settings() -> dict[str, Any]:
     """The run's knobs, from the environment."""
     from gateway.config import ServerSchema
@@ -60,14 +47,14 @@ def settings() -> dict[str, Any]:
     unknown = set(backends) - set(TARGETS)
     if unknown or not backends:
         raise BenchError(f"BENCH_BACKENDS: expected a comma list of {', '.join(TARGETS)}")
-    connections = int(_env_number("BENCH_CONNECTIONS", 16, minimum=1))
+    connections = int(env_number("BENCH_CONNECTIONS", 16, minimum=1))
     return {
-        "duration_s": round(_env_number("BENCH_DURATION", 5, minimum=1)),  # whole seconds: wrk's -d
-        "warmup_s": round(_env_number("BENCH_WARMUP", 2, minimum=0)),
+        "duration_s": round(env_number("BENCH_DURATION", 5, minimum=1)),  # whole seconds: wrk's -d
+        "warmup_s": round(env_number("BENCH_WARMUP", 2, minimum=0)),
         "connections": connections,
-        "load_threads": min(connections, int(_env_number("BENCH_THREADS", 2, minimum=1))),
-        "rounds": int(_env_number("BENCH_ROUNDS", 3, minimum=1)),
-        "server_threads": int(_env_number("BENCH_SERVER_THREADS", ServerSchema().load({})["threads"], minimum=1)),
+        "load_threads": min(connections, int(env_number("BENCH_THREADS", 2, minimum=1))),
+        "rounds": int(env_number("BENCH_ROUNDS", 3, minimum=1)),
+        "server_threads": int(env_number("BENCH_SERVER_THREADS", ServerSchema().load({})["threads"], minimum=1)),
         "backends": backends,
         "load_generator": tool(),
     }

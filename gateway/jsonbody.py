@@ -39,6 +39,14 @@ class InvalidJSON(BadRequest):
         return f"{self.message} (line {self.line}, column {self.column})" if self.line is not None else self.message
 
 
+def is_json_media_type(header: str | None) -> bool:
+    """Whether a Content-Type names JSON: ``application/json`` or any ``application/*+json`` (None: no)."""
+    if not header:
+        return False
+    media = header.partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 def read_body(request: Request, max_bytes: int) -> bytes:
     """The whole body, at most `max_bytes` (413 beyond), whether sent with Content-Length or chunked."""
     if request.content_length is not None:

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from gateway.api import quota, require_grant
-from gateway.jsonbody import InvalidJSON, parse_json
+from gateway.jsonbody import InvalidJSON, is_json_media_type, parse_json
 
 from . import service
 from .errors import FtError, ft_response
@@ -28,10 +28,8 @@ def read_body(*, array: bool = False) -> Any:
     A request without Content-Type is read as JSON (curl and scripts sometimes omit it).
     """
     header = request.headers.get("Content-Type")
-    if header:
-        media = header.partition(";")[0].strip().lower()
-        if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
-            raise FtError(f"Content-Type must be application/json (got {header})", 415)
+    if header and not is_json_media_type(header):
+        raise FtError(f"Content-Type must be application/json (got {header})", 415)
     raw = request.get_data(cache=False)
     if not raw.strip():
         raise FtError("the request body is empty: expected a JSON object", 400, field="body")
