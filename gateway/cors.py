@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 ALLOW_HEADERS = ("X-Requested-With, X-Auth-Token, Content-Type, Content-Length, Authorization, "
-                 "Access-Control-Allow-Headers, Accept, User-Agent, X-Elastic-Client-Meta")
+                 "Access-Control-Allow-Headers, Accept, User-Agent")
 ALLOW_METHODS = "OPTIONS, HEAD, GET, POST, PUT, DELETE"
 
 

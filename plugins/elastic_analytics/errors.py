@@ -57,7 +57,11 @@ class EsError(GatewayError):
 
 
 class ShortEsError(GatewayError):
-    """ES's terse routing/content-type errors: ``{"error": "<text>", "status": N}``."""
+    """ES's terse routing/content-type errors: ``{"error": "<text>", "status": N}`` (some omit ``status``)."""
+
+    def __init__(self, message: str, *, status: int, with_status: bool = True, **kwargs: Any) -> None:
+        super().__init__(message, status=status, **kwargs)
+        self.with_status = with_status
 
 
 COMPATIBLE_VERSIONS = frozenset({"7", "8", "9"})
@@ -116,7 +120,7 @@ def _translate(error: GatewayError) -> EsError | ShortEsError:
                                              f"[{cred.id if cred else '?'}]", 403)
     if status == 404:  # ES's RestController.handleBadRequest: 400 and a body without "status"
         return ShortEsError(f"no handler found for uri [{request.full_path.rstrip('?')}] and method "
-                            f"[{request.method}]", status=400, detail="no-status")
+                            f"[{request.method}]", status=400, with_status=False)
     if status == 405:
         allowed = ", ".join(m for m in getattr(error, "allowed", []) if m not in ("OPTIONS", "HEAD"))
         return ShortEsError(f"Incorrect HTTP method for uri [{request.full_path.rstrip('?')}] and method "
@@ -145,7 +149,7 @@ def render_error(error: GatewayError) -> Response:
         if "Allow" in headers:
             headers["Allow"] = ", ".join(m for m in headers["Allow"].split(", ") if m != "OPTIONS")
         body: dict[str, Any] = {"error": es_error.message}
-        if es_error.detail != "no-status":
+        if es_error.with_status:
             body["status"] = es_error.status
         return es_response(body, es_error.status, headers)
     return es_response(es_error.to_body(), es_error.status, headers)

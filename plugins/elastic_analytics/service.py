@@ -57,10 +57,19 @@ def create_collection(tenant: str, name: str) -> None:
         raise EsError("resource_already_exists_exception", f"analytics collection [{name}] already exists") from None
 
 
-def resolve_collections(tenant: str, expression: str | None) -> dict[str, Any]:
-    """GET: collections matching a comma list of names and ``*`` patterns; an exact miss is a 404."""
+def split_names(expression: str | None) -> list[str]:
+    """The names and patterns of a GET path segment (ES splits it on commas)."""
+    return [part.strip() for part in (expression or "").split(",") if part.strip()]
+
+
+def is_pattern(name: str) -> bool:
+    """Whether a GET name selects several collections (``*`` wildcards, ``_all``)."""
+    return "*" in name or name == "_all"
+
+
+def resolve_collections(tenant: str, patterns: list[str]) -> dict[str, Any]:
+    """GET: collections matching names and ``*`` patterns (none: all); an exact miss is a 404."""
     names = [stream.name for stream in backend().list_streams(tenant, PLUGIN)]
-    patterns = [part.strip() for part in (expression or "").split(",") if part.strip()]
     if not patterns or "*" in patterns or "_all" in patterns:
         return {name: data_stream(name) for name in names}
     found: dict[str, Any] = {}

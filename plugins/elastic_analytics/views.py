@@ -116,14 +116,14 @@ def get_collections(name: str | None = None) -> Response:
     """List collections: all, a comma list, ``*`` patterns."""
     _allow_params(COLLECTION_PARAMS)
     _no_body()
-    names = [part.strip() for part in (name or "").split(",") if part.strip()]
-    if names and not any("*" in part or part == "_all" for part in names):
+    names = service.split_names(name)
+    if names and not any(service.is_pattern(part) for part in names):
         tenant = ""
         for part in names:  # explicit names: a per-collection grant is enough
             tenant = require_grant("manage", part).tenant
     else:
         tenant = require_grant("manage").tenant
-    return es_response(service.resolve_collections(tenant, name))
+    return es_response(service.resolve_collections(tenant, names))
 
 
 @blueprint.delete(f"{BASE}/<name>")
