@@ -12,7 +12,7 @@ from typing import Any
 from flask import g, request
 
 from .auth import Credential
-from .errors import Forbidden, Unauthorized
+from .errors import Forbidden, MissingCredentials
 from .events import Event, Stream, new_event_id, now_ms
 from .netaddr import client_ip as _client_ip
 from .quotas import quota
@@ -27,7 +27,7 @@ def credential() -> Credential:
     """The authenticated caller of this request."""
     cred = g.get("credential")
     if cred is None:
-        raise Unauthorized("missing authentication credentials", detail="missing")
+        raise MissingCredentials()
     return cred
 
 
@@ -46,9 +46,12 @@ def backend() -> Backend:
     return get_state().backend
 
 
-def plugin_settings(name: str) -> dict[str, Any]:
-    """The ``[plugins.<name>]`` table of the configuration."""
-    return get_state().config.plugin_settings(name)
+def plugin_settings(name: str | None = None) -> Any:
+    """The ``[plugins.<name>]`` table (default: the current request's API) as its declared schema loaded it.
+
+    Validated once at start-up; an API that declares no `settings_schema` gets the raw table (a dict).
+    """
+    return get_state().apis[name or request.blueprint or ""].settings
 
 
 def client_ip() -> str | None:
