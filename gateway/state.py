@@ -16,13 +16,12 @@ from flask import Flask, Request, Response, current_app
 if TYPE_CHECKING:
     import pluggy
 
-    from .vendor import VendorApi
-
     from .auth import CredentialStore, PresentedCredential
     from .config import Config
     from .errors import GatewayError
     from .quotas import Quotas
     from .storage import Backend
+    from .vendor import VendorApi
 
 EXTENSION_KEY = "event_gateway"
 

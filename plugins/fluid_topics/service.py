@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.api import Event, backend, client_ip, now_ms, plugin_settings, store_events, user_agent
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load
+
+from gateway.api import Event, backend, client_ip, now_ms, plugin_settings, store_events, user_agent
 from gateway.query import Aggregation, Filter, Query, Sort
 
 from .errors import FtError

@@ -29,7 +29,8 @@ def test_keys_new_prints_a_valid_credentials_block() -> None:
     secret = re.search(r"secret \(shown once, store it in the client\): (\S+)", result.output).group(1)
     block = tomllib.loads(result.output)["credentials"][0]
     assert block["secret_sha256"] == hashlib.sha256(secret.encode()).hexdigest()
-    assert block["tenant"] == "acme" and block["grants"] == ["elastic_analytics:post_event", "elastic_analytics:manage:*"]
+    assert block["tenant"] == "acme"
+    assert block["grants"] == ["elastic_analytics:post_event", "elastic_analytics:manage:*"]
     validate_config({"credentials": [block]}, environ={})
     again = _run("keys", "new", "--tenant", "acme", "--grant", "buildless:emit")
     assert tomllib.loads(again.output)["credentials"][0]["secret_sha256"] != block["secret_sha256"]
