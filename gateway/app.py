@@ -34,11 +34,11 @@ from .errors import (
     render_gateway_error,
 )
 from .jsonbody import read_body
-from .plugins import allow_list, build_plugin_manager, known_plugin_names, registered_backends
+from .plugins import allow_list, build_plugin_manager, declared_apis, known_plugin_names, registered_backends
 from .state import EXTENSION_KEY, Api, GatewayState, get_state
 from .storage import Backend, BackendUnavailable, backend_from_url
 from .validation import flatten_errors
-from .vendor import DeclarationError, VendorApi, as_apis, check_grant
+from .vendor import VendorApi, check_grant
 
 log = logging.getLogger("event_gateway")
 
@@ -92,36 +92,6 @@ def _as_config(config: Config | Mapping[str, Any] | str | os.PathLike[str] | Non
     if isinstance(config, Mapping):
         return validate_config(config)
     return load_config(config)
-
-
-def declared_apis(pm: Any) -> dict[str, tuple[str, VendorApi]]:
-    """API name -> (plugin name, declaration), from every plugin's `register_apis`; names must be unique."""
-    found: dict[str, tuple[str, VendorApi]] = {}
-    for plugin, result in _per_plugin(pm):
-        try:
-            apis = as_apis(result, plugin)
-        except DeclarationError as exc:
-            raise ConfigError(str(exc)) from None
-        for api in apis:
-            if api.name in found or api.name == admin.blueprint.name:
-                other = found[api.name][0] if api.name in found else "the core"
-                raise ConfigError(f"two plugins declare the API [{api.name}]: [{other}] and [{plugin}]")
-            if len(apis) == 1 and api.name != plugin:
-                raise ConfigError(f"plugin [{plugin}] declares the API [{api.name}]: a plugin's one API takes "
-                                  "the plugin's (entry point's) name")
-            found[api.name] = (plugin, api)
-    return found
-
-
-def _per_plugin(pm: Any) -> list[tuple[str, Any]]:
-    """(plugin name, its `register_apis` result) for every plugin implementing the hook, in pluggy's call order."""
-    out = []
-    for impl in reversed(pm.hook.register_apis.get_hookimpls()):
-        try:
-            out.append((impl.plugin_name, impl.function()))
-        except TypeError as exc:  # DeclarationError, or a VendorApi(...) missing a field
-            raise ConfigError(f"plugin [{impl.plugin_name}]: invalid VendorApi declaration: {exc}") from None
-    return out
 
 
 def check_credentials(cfg: Config, declared: dict[str, tuple[str, VendorApi]]) -> None:

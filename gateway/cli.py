@@ -172,12 +172,11 @@ def keys_new(tenant: str, grants: tuple[str, ...], key_id: str | None) -> None:
 
 def _grant_problem(grant: str) -> str | None:
     """Why a grant would fail `check`, judged against every installed plugin's declared actions."""
-    from .app import declared_apis
-    from .plugins import PluginLoadError, build_plugin_manager, builtin_api_names, known_plugin_names
+    from .plugins import PluginLoadError, build_plugin_manager, declared_apis, known_plugin_names
     from .vendor import check_grant
 
     try:
-        declared = declared_apis(build_plugin_manager(builtin_api_names()))
+        declared = declared_apis(build_plugin_manager(None))
     except (ConfigError, PluginLoadError) as exc:
         return f"cannot load the installed plugins to check the grant: {exc}"
     return check_grant(grant, {name: api for name, (_, api) in declared.items()}, known_plugin_names())

@@ -81,14 +81,8 @@ class QuotasSchema(_Strict):
                           load_default=dict)
 
 
-def _builtin_apis() -> list[str]:
-    from .plugins import builtin_api_names
-
-    return builtin_api_names()
-
-
 class PluginsSchema(_Strict):
-    enabled = fields.List(fields.String(), load_default=lambda: _builtin_apis())
+    enabled = fields.List(fields.String(), load_default=None)  # None: every built-in API (gateway.plugins)
     disabled = fields.List(fields.String(), load_default=list)
     settings = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import hookspecs
+from .config import ConfigError
+from .vendor import DeclarationError, VendorApi, as_apis
 
 if TYPE_CHECKING:
     from .state import Api
@@ -57,9 +59,10 @@ def is_builtin(ep: EntryPoint) -> bool:
     return _dist_name(ep) == DISTRIBUTION
 
 
-def builtin_api_names() -> list[str]:
-    """The built-in vendor APIs, in setup.cfg order: the default of ``plugins.enabled``."""
-    return [name for name, ep in installed().items() if is_builtin(ep) and not name.startswith(BACKEND_PREFIX)]
+def builtin_api_names(found: dict[str, EntryPoint] | None = None) -> list[str]:
+    """The built-in vendor APIs: what ``plugins.enabled`` means when it is not set."""
+    found = installed() if found is None else found
+    return [name for name, ep in found.items() if is_builtin(ep) and not name.startswith(BACKEND_PREFIX)]
 
 
 def known_plugin_names() -> set[str]:
@@ -74,20 +77,22 @@ def _load(name: str, ep: EntryPoint) -> Any:
         raise PluginLoadError(f"cannot load plugin [{name}] from {ep.value}: {exc}") from exc
 
 
-def build_plugin_manager(enabled: Iterable[str], *, disabled: Iterable[str] = (), allowed: set[str] | None = None,
+def build_plugin_manager(enabled: Iterable[str] | None, *, disabled: Iterable[str] = (),
+                         allowed: set[str] | None = None,
                          extra: Iterable[tuple[str, Any]] = ()) -> pluggy.PluginManager:
     """Register the built-in backends, the enabled built-in APIs and the installed third-party plugins.
 
-    `enabled` selects built-in APIs (it may also name installed plugins, which load anyway); `disabled`
-    switches off any plugin by name; `allowed` (``EVENT_GATEWAY_PLUGINS``) restricts both built-in APIs
-    and installed plugins. `extra` registers (name, object) pairs directly, for tests and embedding.
+    `enabled` selects built-in APIs (None: all of them; it may also name installed plugins, which load
+    anyway); `disabled` switches off any plugin by name; `allowed` (``EVENT_GATEWAY_PLUGINS``) restricts
+    both built-in APIs and installed plugins. `extra` registers (name, object) pairs directly, for tests and embedding.
     """
     found = installed()
-    enabled, off = list(enabled), set(disabled)
+    off = set(disabled)
+    enabled = list(enabled) if enabled is not None else builtin_api_names(found)
     for name in [*enabled, *sorted(off)]:
         if name not in found:
             key = "plugins.disabled" if name in off else "plugins.enabled"
-            builtin = sorted(n for n, ep in found.items() if is_builtin(ep) and not n.startswith(BACKEND_PREFIX))
+            builtin = sorted(builtin_api_names(found))
             others = sorted(n for n, ep in found.items() if not is_builtin(ep))
             raise PluginLoadError(f"{key}: unknown plugin [{name}] (built-in: {', '.join(builtin)}; "
                                   f"installed: {', '.join(others) or 'none'})")
@@ -112,6 +117,35 @@ def build_plugin_manager(enabled: Iterable[str], *, disabled: Iterable[str] = ()
         pm.register(plugin, name=name)
     pm.check_pending()
     return pm
+
+
+def declared_apis(pm: pluggy.PluginManager) -> dict[str, tuple[str, VendorApi]]:
+    """API name -> (plugin name, declaration), from every plugin's `register_apis`; names must be unique."""
+    found: dict[str, tuple[str, VendorApi]] = {}
+    for plugin, result in _per_plugin(pm):
+        try:
+            apis = as_apis(result, plugin)
+        except DeclarationError as exc:
+            raise ConfigError(str(exc)) from None
+        for api in apis:
+            if api.name in found:  # (names cannot start with "_": the core's `_gateway` is safe)
+                raise ConfigError(f"two plugins declare the API [{api.name}]: [{found[api.name][0]}] and [{plugin}]")
+            if len(apis) == 1 and api.name != plugin:
+                raise ConfigError(f"plugin [{plugin}] declares the API [{api.name}]: a plugin's one API takes "
+                                  "the plugin's (entry point's) name")
+            found[api.name] = (plugin, api)
+    return found
+
+
+def _per_plugin(pm: pluggy.PluginManager) -> list[tuple[str, Any]]:
+    """(plugin name, its `register_apis` result) for every plugin implementing the hook, in pluggy's call order."""
+    out = []
+    for impl in reversed(pm.hook.register_apis.get_hookimpls()):
+        try:
+            out.append((impl.plugin_name, impl.function()))
+        except TypeError as exc:  # DeclarationError, or a VendorApi(...) missing a field
+            raise ConfigError(f"plugin [{impl.plugin_name}]: invalid VendorApi declaration: {exc}") from None
+    return out
 
 
 def registered_backends(pm: pluggy.PluginManager) -> dict[str, type[Backend]]:
