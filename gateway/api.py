@@ -49,9 +49,11 @@ def backend() -> Backend:
 def plugin_settings(name: str | None = None) -> Any:
     """The ``[plugins.<name>]`` table (default: the current request's API) as its declared schema loaded it.
 
-    Validated once at start-up; an API that declares no `settings_schema` gets the raw table (a dict).
+    Loaded once at start-up. A plugin that declares no API (an enricher, say) gets its raw table.
     """
-    return get_state().apis[name or request.blueprint or ""].settings
+    state = get_state()
+    api = state.apis.get(name or request.blueprint or "")
+    return api.settings if api is not None else state.config.plugin_settings(name or "")
 
 
 def client_ip() -> str | None:

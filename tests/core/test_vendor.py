@@ -249,3 +249,15 @@ def test_the_core_imports_no_plugin_and_names_none() -> None:
         assert not re.search(r"^\s*(from|import) (plugins|backends)\b", text, re.MULTILINE), path
         for name in BUILTIN_APIS:
             assert f'"{name}"' not in text, (path, name)
+
+
+def test_a_plugin_without_an_api_reads_its_raw_settings_table() -> None:
+    class Enricher:
+        @hookimpl
+        def startup(self, app: Any) -> None:
+            with app.app_context():
+                seen.append(plugin_settings("enricher"))
+
+    seen: list[Any] = []
+    create_app(_config(plugins={"enricher": {"level": 3}}), plugins=[("enricher", Enricher())])
+    assert seen == [{"level": 3}]
