@@ -46,4 +46,7 @@ def storage_backends() -> Sequence[type[Backend]] | None:
 
 @hookspec
 def startup(app: Flask) -> None:
-    """Called once when an app is fully built (config, backend, routes): prepare state, check settings."""
+    """Called once when an app is fully built (config, backend, routes, settings loaded by the declared schemas).
+
+    For what a declaration cannot hold, e.g. keys derived from the configured credentials (Buildless).
+    """

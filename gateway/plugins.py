@@ -4,7 +4,7 @@ Like Datasette's `plugins.py`, built-in features are ordinary plugins: the vendo
 and the backends under `backends/` are entry points of this distribution (setup.cfg), exactly as a
 third-party distribution declares its own, so adding a built-in needs no edit to the core and the core
 never imports a plugin. An entry point is *built-in* when its distribution is event-gateway; built-in
-backends (entry points named ``backends.<name>``) are always registered, built-in APIs when
+backends (entry points named ``backends.<name>``) are registered unless disabled, built-in APIs when
 ``plugins.enabled`` names them (the default: all of them), third-party plugins unless switched off.
 The manager lives on the app (`app.extensions`), not in a module global, so every app and test is isolated.
 """
@@ -104,7 +104,7 @@ def build_plugin_manager(enabled: Iterable[str] | None, *, disabled: Iterable[st
     pm.add_hookspecs(hookspecs)
     builtins = {name: ep for name, ep in found.items() if is_builtin(ep)}
     for name, ep in builtins.items():
-        if name.startswith(BACKEND_PREFIX):
+        if name.startswith(BACKEND_PREFIX) and name not in off:  # never left out by EVENT_GATEWAY_PLUGINS
             pm.register(_load(name, ep), name=name)
     for name in enabled:
         if name in builtins and wanted(name) and pm.get_plugin(name) is None:

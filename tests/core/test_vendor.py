@@ -261,3 +261,12 @@ def test_a_plugin_without_an_api_reads_its_raw_settings_table() -> None:
     seen: list[Any] = []
     create_app(_config(plugins={"enricher": {"level": 3}}), plugins=[("enricher", Enricher())])
     assert seen == [{"level": 3}]
+
+
+def test_a_builtin_backend_can_be_switched_off_but_not_left_out_by_the_allow_list(monkeypatch) -> None:
+    from gateway.plugins import registered_backends
+
+    pm = get_state(create_app(_config(plugins={"disabled": ["backends.sqlite"]}))).pm
+    assert "sqlite" not in registered_backends(pm) and "memory" in registered_backends(pm)
+    monkeypatch.setenv("EVENT_GATEWAY_PLUGINS", "buildless")
+    assert "sqlite" in registered_backends(get_state(create_app(_config())).pm)
