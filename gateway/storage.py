@@ -82,16 +82,20 @@ class Backend(abc.ABC):
 
     # -- events ----------------------------------------------------------------------------------
     @abc.abstractmethod
-    def append(self, events: Sequence[Event]) -> int:
+    def append(self, events: Sequence[Event], create_streams: bool = False) -> int:
         """Store the batch atomically and durably; return how many were new (duplicates by id are skipped).
 
-        All events must name existing streams; otherwise raise `StreamNotFound` and store nothing.
-        Returning means the events survive a crash of this process.
+        Every event must pass `gateway.query.checks.check_event` (else `ValueError`, nothing stored). All
+        events must name existing streams; otherwise raise `StreamNotFound` and store nothing. With
+        `create_streams` (plugins whose streams are implicit), the missing streams are created instead, in
+        the same transaction as the events where the store has transactions. Returning means the events
+        survive a crash of this process.
         """
 
     @abc.abstractmethod
     def query(self, query: Query) -> QueryResult:
-        """Answer a query with the semantics documented in `gateway.query`."""
+        """Answer a query with the semantics documented in `gateway.query` (`gateway.query.semantics` is the
+        executable reference; `gateway.testing.contract` checks a backend against it)."""
 
     def iter_events(
         self,

@@ -28,9 +28,6 @@ from backends.elasticsearch import (
     agg_results,
     aggs_dsl,
     bulk_operations,
-    check_event,
-    decode_cursor,
-    encode_cursor,
     event_doc_id,
     event_document,
     events_index_body,
@@ -51,7 +48,10 @@ from backends.elasticsearch import (
 )
 from gateway import hookspecs
 from gateway.events import Event, FieldSpec, Stream
-from gateway.query import Aggregation, Filter, Query, QueryError, Sort
+from gateway.query import Aggregation, Filter, Query, QueryError, Sort, semantics
+from gateway.query.aggregate import aggregate
+from gateway.query.checks import check_event
+from gateway.query.cursor import decode_cursor, encode_cursor
 from gateway.storage import BackendUnavailable, StorageError, StreamExists, StreamNotFound, backend_from_url
 
 INDEX = "event-gateway-events"
@@ -860,8 +860,8 @@ def test_create_stream_conflict_is_stream_exists() -> None:
 # -- agreement with the reference backend ----------------------------------------------------------------
 # A small model of how Elasticsearch evaluates the DSL we emit over the document we index (term, terms,
 # range, exists, prefix, wildcard, bool; sort with missing values and min/max of arrays). Evaluating our
-# translation with it and comparing with `backends.memory` (the executable contract) checks that the
-# translation means the same thing, without a cluster.
+# translation with it and comparing with `gateway.query.semantics` and `gateway.query.aggregate` (the
+# executable contract) checks that the translation means the same thing, without a cluster.
 def indexed_values(doc: dict[str, Any], name: str) -> list[Any]:
     """The values Elasticsearch indexed for a field of a document made by `event_document`."""
     for column in (STR_COLUMN, NUM_COLUMN):
@@ -938,13 +938,12 @@ def sample_events() -> list[Event]:
 
 
 def test_filter_translation_agrees_with_the_reference_backend() -> None:
-    memory = pytest.importorskip("backends.memory")
     docs = [(e, event_document(e, i)) for i, e in enumerate(sample_events())]
     disagreements = []
     for flt in SAMPLE_FILTERS:
         dsl = filter_dsl(flt)
         for e, doc in docs:
-            expected = memory.value_matches(memory.field_raw(e, flt.field), flt.op, flt.value)
+            expected = semantics.value_matches(semantics.field_raw(e, flt.field), flt.op, flt.value)
             if es_matches(doc, dsl) != expected:
                 disagreements.append((flt, e.id, expected))
     assert disagreements == []
@@ -992,7 +991,8 @@ def test_sort_translation_agrees_with_the_reference_backend(sort: tuple[Sort, ..
 def es_aggregate(dsl: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, Any]:
     """The response Elasticsearch would give for our aggregation DSL over `docs` (values as doubles)."""
     from backends.elasticsearch import CALENDAR
-    from backends.memory import bucket_start, percentile
+    from gateway.query.aggregate import percentile
+    from gateway.query.calendar import bucket_start
 
     calendar = {v: k for k, v in CALENDAR.items()}
     out: dict[str, Any] = {}
@@ -1034,7 +1034,6 @@ def es_aggregate(dsl: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, A
 
 
 def test_aggregation_translation_agrees_with_the_reference_backend() -> None:
-    memory = pytest.importorskip("backends.memory")
     data = [{"page": "home", "ms": 12, "ok": True, "tags": ["a", "b"], "at": 1_700_000_000_000},
             {"page": "home", "ms": 4, "ok": False, "tags": ["b"], "at": 1_700_090_000_000},
             {"page": "pricing", "ms": [1, 2], "tags": [], "at": 1_702_000_000_000},
@@ -1068,7 +1067,7 @@ def test_aggregation_translation_agrees_with_the_reference_backend() -> None:
     )
     docs = [event_document(e, seq) for seq, e in enumerate(events)]
     translated = agg_results(aggs, es_aggregate(aggs_dsl(aggs), docs))
-    expected = memory.aggregate(events, aggs)
+    expected = aggregate(events, aggs)
     assert translated == expected
     assert translated["by_page"] == [{"key": "home", "count": 3, "n": 3, "ms": 16.0, "pages": 2},
                                      {"key": 7, "count": 2, "n": 2, "ms": None, "pages": 2}]
