@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from .events import Event, Stream
-from .query import Query, QueryResult, Sort
+from .query import Condition, Filter, Query, QueryResult, Sort
+from .query.evaluate import evaluate, is_native, native_filter
 
 
 class StorageError(Exception):
@@ -92,10 +93,44 @@ class Backend(abc.ABC):
         survive a crash of this process.
         """
 
-    @abc.abstractmethod
     def query(self, query: Query) -> QueryResult:
-        """Answer a query with the semantics documented in `gateway.query` (`gateway.query.semantics` is the
-        executable reference; `gateway.testing.contract` checks a backend against it)."""
+        """Answer a query with the semantics documented in `gateway.query`: natively (`answer`) when the
+        backend says it can (`native`), else by the core evaluator over `scan`, with the same results."""
+        if self.native(query):
+            return self.answer(query)
+        return evaluate(query, self.scan, self.pushable)
+
+    def native(self, query: Query) -> bool:
+        """Whether `answer` handles the whole query (default: the native model, `gateway.query.evaluate`)."""
+        return is_native(query, self.pushable)
+
+    def pushable(self, condition: Condition) -> bool:
+        """Whether `answer` and `scan` evaluate this top-level filter themselves (default: native filters)."""
+        return isinstance(condition, Filter) and native_filter(condition)
+
+    @abc.abstractmethod
+    def answer(self, query: Query) -> QueryResult:
+        """Answer a query that `native` accepted (`gateway.query.semantics` is the executable reference;
+        `gateway.testing.contract` checks a backend against it)."""
+
+    def scan(self, query: Query) -> Iterator[tuple[int, Event]]:
+        """``(seq, event)`` of every event of the query's streams and time range matching its filters (all
+        `pushable`), in any order; ``seq`` orders events by insertion and must not change between calls.
+
+        This default pages through `answer` in time order and numbers the events in that order; backends
+        override it with a plain read of their store (and their own insertion sequence).
+        """
+        cursor, seq = None, 0
+        while True:
+            page = self.answer(Query(tenant=query.tenant, plugin=query.plugin, streams=query.streams,
+                                     start=query.start, end=query.end, filters=query.filters,
+                                     sort=(Sort("timestamp"),), limit=1000, cursor=cursor, count_total=False))
+            for event in page.events:
+                yield seq, event
+                seq += 1
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def iter_events(
         self,

@@ -126,6 +126,7 @@ from .dsl import (
     MISSING_NUMBER,
     agg_results,
     aggs_dsl,
+    condition_dsl,
     filter_dsl,
     query_filter_dsl,
     query_result,
@@ -152,7 +153,7 @@ from .settings import Settings, parse_settings
 
 __all__ = ["CALENDAR", "CARDINALITY_PRECISION", "MATCH_ALL", "MATCH_NONE", "MISSING_NUMBER", "NUM_COLUMN",
            "PATHS_FIELD", "STR_COLUMN", "ElasticsearchBackend", "Settings", "agg_results", "aggs_dsl",
-           "bulk_operations", "event_doc_id", "event_document", "events_index_body", "filter_dsl",
+           "bulk_operations", "condition_dsl", "event_doc_id", "event_document", "events_index_body", "filter_dsl",
            "parse_bulk_response", "parse_settings", "parse_version", "query_filter_dsl", "query_result",
            "search_request", "sort_dsl", "storage_backends", "stream_doc_id", "stream_document",
            "stream_from_document", "streams_index_body", "translate_errors", "typed_leaves"]

@@ -14,11 +14,12 @@ import elastic_transport
 import elasticsearch
 
 from gateway.events import Event, Stream
-from gateway.query import Query, QueryError, QueryResult
+from gateway.query import Condition, Query, QueryError, QueryResult
 from gateway.query.checks import check_event
+from gateway.query.evaluate import native_tree
 from gateway.storage import Backend, BackendUnavailable, StorageError, StreamExists, StreamNotFound
 
-from .dsl import query_result, search_request
+from .dsl import query_filter_dsl, query_result, search_request
 from .mapping import (
     bulk_operations,
     event_doc_id,
@@ -33,6 +34,8 @@ from .mapping import (
 from .settings import parse_settings
 
 log = logging.getLogger("backends.elasticsearch")
+#: Hits per page of a scan.
+SCAN_BATCH = 1000
 
 
 # -- errors --------------------------------------------------------------------------------------------
@@ -231,7 +234,28 @@ class ElasticsearchBackend(Backend):
         with translate_errors("roll back a failed batch"):
             es.bulk(operations=operations, refresh=True)
 
-    def query(self, query: Query) -> QueryResult:
+    def pushable(self, condition: Condition) -> bool:
+        """Native filters and AND/OR/NOT trees of them translate to a ``bool`` query."""
+        return native_tree(condition)
+
+    def scan(self, query: Query) -> Iterator[tuple[int, Event]]:
+        """``(seq, event)`` of the matching events, paged with ``search_after`` in insertion order."""
+        es = self._es()
+        after: list[Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {"search_after": after} if after is not None else {}
+            with translate_errors("scan"):
+                response = es.search(index=self.settings.events_index, routing=query.tenant,
+                                     query=query_filter_dsl(query), size=SCAN_BATCH, track_total_hits=False,
+                                     sort=[{"seq": {"order": "asc"}}, {"uid": {"order": "asc"}}], **kwargs)
+            hits = response["hits"]["hits"]
+            for hit in hits:
+                yield int(hit["sort"][0]), Event.from_dict(hit["_source"])
+            if len(hits) < SCAN_BATCH:
+                return
+            after = hits[-1]["sort"]
+
+    def answer(self, query: Query) -> QueryResult:
         """Translate, search (routed to the tenant's shard) and translate back."""
         request = search_request(query, self.settings.events_index)
         es = self._es()

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.events import Event
-from gateway.query import Aggregation, Filter, Query, QueryResult, Sort
+from gateway.query import Aggregation, AnyOf, Condition, Filter, Not, Query, QueryResult, Sort
 from gateway.query.cursor import decode_cursor, encode_cursor
 
 from .mapping import DATE_FIELDS, KEYWORD_FIELDS, NUM_COLUMN, PATHS_FIELD, STR_COLUMN
@@ -122,6 +122,21 @@ def filter_dsl(flt: Filter) -> dict[str, Any]:
     return {"wildcard": {column: {"value": f"*{_wildcard_escape(value)}*"}}}  # contains
 
 
+def condition_dsl(condition: Condition) -> dict[str, Any]:
+    """A filter, or an AND/OR/NOT tree of filters, as an Elasticsearch query clause."""
+    if isinstance(condition, Filter):
+        return filter_dsl(condition)
+    if isinstance(condition, Not):
+        return _not(condition_dsl(condition.condition))
+    parts = [condition_dsl(c) for c in condition.conditions]  # type: ignore[union-attr]
+    if isinstance(condition, AnyOf):
+        return _any(parts)
+    if MATCH_NONE in parts:
+        return MATCH_NONE
+    parts = [p for p in parts if p != MATCH_ALL]
+    return {"bool": {"filter": parts}} if parts else MATCH_ALL
+
+
 def query_filter_dsl(query: Query) -> dict[str, Any]:
     """The ``bool`` query selecting a `Query`'s events: tenant, plugin, streams, time range and filters."""
     clauses: list[dict[str, Any]] = [{"term": {"tenant": query.tenant}}, {"term": {"plugin": query.plugin}}]
@@ -134,7 +149,7 @@ def query_filter_dsl(query: Query) -> dict[str, Any]:
         if query.end is not None:
             bounds["lt"] = query.end
         clauses.append({"range": {"timestamp": bounds}})
-    clauses.extend(filter_dsl(flt) for flt in query.filters)
+    clauses.extend(condition_dsl(condition) for condition in query.filters)
     return {"bool": {"filter": clauses}}
 
 

@@ -124,8 +124,8 @@ class MemoryBackend(Backend):
                 data.insert(batch)
             return sum(len(batch) for _, batch in by_stream.values())
 
-    def query(self, query: Query) -> QueryResult:
-        """Answer a query with the semantics documented in `gateway.query`."""
+    def answer(self, query: Query) -> QueryResult:
+        """Answer a query of the native model with the semantics documented in `gateway.query`."""
         cursor = decode_position(query.cursor, len(query.sort)) if query.cursor is not None else None
         constant = [f for f in query.filters if f.field in CONSTANT_FIELDS]
         on_type = [f for f in query.filters if f.field == "type"]
@@ -177,6 +177,30 @@ class MemoryBackend(Backend):
                     result.next_cursor = encode_position(page[-1][0], page[-1][1])
                 result.events = [export(record, sd) for _, _, record, sd in page]
             return result
+
+    def scan(self, query: Query) -> Iterator[tuple[int, Event]]:
+        """``(seq, event)`` of the matching events, stream by stream in time order (the records are
+        selected under the lock, decoded after it)."""
+        constant = [f for f in query.filters if f.field in CONSTANT_FIELDS]
+        predicate = record_predicate([f for f in query.filters if f.field not in CONSTANT_FIELDS])
+        selected: list[tuple[Sequence[int], list[Record], StreamData]] = []
+        with self._lock:
+            streams = self._catalog.get((query.tenant, query.plugin), {})
+            names = sorted(streams) if query.streams is None else [n for n in query.streams if n in streams]
+            for name in dict.fromkeys(names):
+                sd = streams[name]
+                values = {"tenant": query.tenant, "plugin": query.plugin, "stream": name}
+                if not all(value_matches(values[f.field], f.op, f.value) for f in constant):
+                    continue
+                lo, hi = sd.all.bounds(query.start, query.end)
+                seqs, records = sd.all.seqs[lo:hi], sd.all.records[lo:hi]
+                if predicate is not None:
+                    keep = list(map(predicate, records))
+                    seqs, records = list(itertools.compress(seqs, keep)), list(itertools.compress(records, keep))
+                selected.append((seqs, records, sd))
+        for seqs, records, sd in selected:
+            for seq, record in zip(seqs, records, strict=True):
+                yield seq, export(record, sd)
 
     def _time_page(self, query: Query, plans: Sequence[Plan], full: Callable[[Record], bool] | None,
                    residual: Callable[[Record], bool] | None,

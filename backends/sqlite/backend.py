@@ -18,13 +18,14 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from gateway.events import Event, FieldSpec, Stream, now_ms
-from gateway.query import Query, QueryResult
+from gateway.query import Condition, Query, QueryResult
 from gateway.query.checks import check_event
 from gateway.query.cursor import decode_position
+from gateway.query.evaluate import native_tree
 from gateway.storage import Backend, BackendUnavailable, StreamExists, StreamNotFound
 
 from .group_commit import GroupCommitter
-from .reader import run_query
+from .reader import run_query, scan_rows
 from .schema import (
     DEFAULT_BUSY_TIMEOUT_MS,
     INSERT_EVENT,
@@ -322,11 +323,20 @@ class SQLiteBackend(Backend):
                     conn.execute("RELEASE batch")
         return results
 
-    def query(self, query: Query) -> QueryResult:
-        """Answer a query with the semantics documented in `gateway.query`, in SQL (`backends.sqlite.reader`)."""
+    def pushable(self, condition: Condition) -> bool:
+        """Native filters and AND/OR/NOT trees of them compile to SQL."""
+        return native_tree(condition)
+
+    def answer(self, query: Query) -> QueryResult:
+        """Answer a native query in SQL (`backends.sqlite.reader`)."""
         cursor = decode_position(query.cursor, len(query.sort)) if query.cursor is not None else None
         with self._session() as conn, self._transaction(conn):
             return run_query(conn, query, cursor)
+
+    def scan(self, query: Query) -> Iterator[tuple[int, Event]]:
+        """``(seq, event)`` of the matching events, from one SELECT in a read transaction."""
+        with self._session() as conn, self._transaction(conn):
+            yield from scan_rows(conn, query)
 
     # -- operations ------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

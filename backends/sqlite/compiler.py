@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gateway.events import EVENT_FIELDS
-from gateway.query import Aggregation, Filter, Query, QueryError, Sort
+from gateway.query import Aggregation, AllOf, AnyOf, Condition, Filter, Not, Query, QueryError, Sort
 from gateway.query.calendar import bucket_start, fixed_step
 from gateway.query.checks import string_needles
 from gateway.query.semantics import value_class
@@ -82,12 +82,18 @@ class Compiler:
         return f"(CASE WHEN typeof({expr}) IN ('integer', 'real') THEN {expr} END)"
 
     # -- filters ---------------------------------------------------------------------------------
-    def filter(self, flt: Filter) -> str:
-        """The SQL condition of one filter on a column or a data field.
+    def filter(self, flt: Condition) -> str:
+        """The SQL condition of one filter on a column or a data field, or of a tree of them (AND, OR, NOT).
 
         It may be NULL where it does not hold (NULL is false in WHERE) and stays plain where it can, so
         that ``type = ?`` or a timestamp range can use an index; negations therefore COALESCE first.
         """
+        if isinstance(flt, AllOf):
+            return "(" + " AND ".join(map(self.filter, flt.conditions)) + ")" if flt.conditions else "1"
+        if isinstance(flt, AnyOf):
+            return "(" + " OR ".join(map(self.filter, flt.conditions)) + ")" if flt.conditions else "0"
+        if isinstance(flt, Not):
+            return f"NOT COALESCE({self.filter(flt.condition)}, 0)"
         if flt.op == "ne":
             return f"NOT COALESCE({self.filter(Filter(flt.field, 'eq', flt.value))}, 0)"
         if flt.op == "not_in":

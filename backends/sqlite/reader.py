@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from gateway.events import Event
-from gateway.query import Query, QueryResult
+from gateway.query import Condition, Filter, Query, QueryResult
 from gateway.query.aggregate import aggregate, fill
 from gateway.query.calendar import DAY_MS
 from gateway.query.cursor import encode_position
@@ -30,12 +30,17 @@ EVENT_COLUMNS = "e.seq, e.stream_id, e.id, e.type, e.timestamp, e.received_at, e
 MAX_UNION_STREAMS = 32
 
 
-def run_query(conn: sqlite3.Connection, query: Query, cursor: tuple[list[Any], int] | None) -> QueryResult:
-    """Answer a query (its cursor decoded) inside the caller's read transaction."""
-    sids = stream_ids(conn, query)
-    if not sids:
-        return QueryResult(total=0 if query.count_total else None, aggregations=aggregate([], query.aggregations))
-    c = Compiler(query, sids)
+def _is_constant(condition: Condition) -> bool:
+    """A top-level filter on tenant, plugin or stream (answered when the streams are selected)."""
+    return isinstance(condition, Filter) and condition.field in CONSTANT_FIELDS
+
+
+def _on_type(condition: Condition) -> bool:
+    return isinstance(condition, Filter) and condition.field == "type"
+
+
+def _conditions(c: Compiler, query: Query, sids: Mapping[int, str]) -> tuple[str, str, str]:
+    """(stream condition, the rest, both) of the WHERE clause selecting the query's events."""
     stream_cond = f"e.stream_id = {c.bind(next(iter(sids)))}" if len(sids) == 1 else \
         f"e.stream_id IN ({c.bind_list(list(sids))})"
     conds = []
@@ -43,12 +48,21 @@ def run_query(conn: sqlite3.Connection, query: Query, cursor: tuple[list[Any], i
         conds.append(f"e.timestamp >= {c.bind(query.start)}")
     if query.end is not None:
         conds.append(f"e.timestamp < {c.bind(query.end)}")
-    conds.extend(c.filter(f) for f in query.filters if f.field not in CONSTANT_FIELDS)
+    conds.extend(c.filter(f) for f in query.filters if not _is_constant(f))
     rest = " AND ".join(conds) or "1"
-    where = f"{stream_cond} AND {rest}"
+    return stream_cond, rest, f"{stream_cond} AND {rest}"
+
+
+def run_query(conn: sqlite3.Connection, query: Query, cursor: tuple[list[Any], int] | None) -> QueryResult:
+    """Answer a query (its cursor decoded) inside the caller's read transaction."""
+    sids = stream_ids(conn, query)
+    if not sids:
+        return QueryResult(total=0 if query.count_total else None, aggregations=aggregate([], query.aggregations))
+    c = Compiler(query, sids)
+    stream_cond, rest, where = _conditions(c, query, sids)
     result = QueryResult()
     # Filters only on the type (and the constant fields): counts come from the day summary.
-    by_days = all(f.field == "type" or f.field in CONSTANT_FIELDS for f in query.filters)
+    by_days = all(_on_type(f) or _is_constant(f) for f in query.filters)
     if query.count_total:
         if by_days:
             result.total = day_total(conn, c, query, stream_cond)
@@ -64,6 +78,22 @@ def run_query(conn: sqlite3.Connection, query: Query, cursor: tuple[list[Any], i
             found = sql_aggregate(conn, c, where, query.aggregations, [])
             result.aggregations = fill(query.aggregations, found.get((), {}))
     return result
+
+
+def scan_rows(conn: sqlite3.Connection, query: Query) -> Iterator[tuple[int, Event]]:
+    """``(seq, event)`` of the events of the query's streams and range matching its filters, read in
+    batches from one statement (for the core evaluator)."""
+    sids = stream_ids(conn, query)
+    if not sids:
+        return
+    c = Compiler(query, sids)
+    _, _, where = _conditions(c, query, sids)
+    rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events e WHERE {where}", c.params)
+    while batch := rows.fetchmany(1000):
+        for row in batch:
+            yield row[0], Event(tenant=query.tenant, plugin=query.plugin, stream=sids[row[1]], id=row[2],
+                                type=row[3], timestamp=row[4], received_at=row[5], user_id=row[6],
+                                session_id=row[7], data=json.loads(row[8]))
 
 
 def split_days(start: int | None, end: int | None) -> tuple[tuple[int | None, int | None] | None,
@@ -85,7 +115,7 @@ def split_days(start: int | None, end: int | None) -> tuple[tuple[int | None, in
 def day_parts(c: Compiler, query: Query, stream_cond: str) -> tuple[str | None, list[str]]:
     """Conditions reading the query's range as whole UTC days from ``event_days`` (None when the
     range holds no whole day) and as partial edge ranges from ``events``, each on alias ``e``."""
-    base = " AND ".join([stream_cond, *(c.filter(f) for f in query.filters if f.field == "type")])
+    base = " AND ".join([stream_cond, *(c.filter(f) for f in query.filters if _on_type(f))])
     days, edges = split_days(query.start, query.end)
     whole = None
     if days is not None and (days[0] is None or days[1] is None or days[0] < days[1]):
@@ -130,7 +160,7 @@ def stream_ids(conn: sqlite3.Connection, query: Query) -> dict[int, str]:
             return {}
         sql += f" AND name IN ({', '.join('?' * len(query.streams))})"
         params.extend(query.streams)
-    constant_filters = [f for f in query.filters if f.field in CONSTANT_FIELDS]
+    constant_filters = [f for f in query.filters if _is_constant(f)]
     found = {}
     for sid, name in conn.execute(sql + " ORDER BY id", params):
         values = {"tenant": query.tenant, "plugin": query.plugin, "stream": name}

@@ -15,8 +15,18 @@ from typing import Any
 
 from ..events import Event
 from .calendar import DAY_MS, bucket_start, fixed_step
-from .model import Aggregation, QueryError
-from .semantics import field_exists, field_raw, is_scalar, normalize_key, numeric_values, rank, scalar_values
+from .model import BUCKET_KINDS, Aggregation, QueryError
+from .semantics import (
+    compile_condition,
+    field_exists,
+    field_raw,
+    having_matches,
+    is_scalar,
+    normalize_key,
+    numeric_values,
+    rank,
+    scalar_values,
+)
 
 
 def percentile(sorted_values: Sequence[float], percent: float) -> float | None:
@@ -42,15 +52,27 @@ def empty_metric(agg: Aggregation) -> Any:
         return 0
     if agg.kind == "percentiles":
         return {p: None for p in agg.percents}
+    if agg.kind == "stats":
+        return {"count": 0, "min": None, "max": None, "avg": None, "sum": None}
     return None
 
 
+def histogram_key(value: int | float, interval: int | float) -> int | float:
+    """The start of the numeric-histogram bucket holding `value`: ``floor(value / interval) * interval``
+    (an int when both are ints)."""
+    if isinstance(value, int) and isinstance(interval, int):
+        return value - value % interval
+    return math.floor(value / interval) * interval
+
+
 def bucket_keys(event: Event, agg: Aggregation) -> set[Any]:
-    """The distinct bucket keys an event falls into for a terms or date_histogram aggregation."""
+    """The distinct bucket keys an event falls into for a bucket aggregation."""
     raw = field_raw(event, agg.source)
     if agg.kind == "terms":
         return {normalize_key(v) for v in scalar_values(raw)}
     assert agg.interval is not None
+    if agg.kind == "histogram":
+        return {histogram_key(v, agg.interval) for v in numeric_values(raw)}
     return {bucket_start(v, agg.interval) for v in numeric_values(raw)}
 
 
@@ -59,7 +81,7 @@ def single_key(agg: Aggregation, get: Callable[[Any], Any] | None = None) -> Cal
     (None for no bucket); None when events may fall into several buckets (data fields). `get` reads the
     field from what the returned callable is given (default: the attribute of an event)."""
     field = agg.source
-    if field.startswith("data."):
+    if not isinstance(field, str) or field.startswith("data.") or agg.kind == "histogram":
         return None
     if get is None:
         get = operator.attrgetter(field)
@@ -99,22 +121,15 @@ def aggregate(events: Sequence[Event], aggs: Sequence[Aggregation]) -> dict[str,
 
 
 def aggregate_one(events: Sequence[Event], agg: Aggregation) -> Any:
+    """One aggregation over events (its `where` first narrows them)."""
+    if agg.where is not None:
+        keep = compile_condition(agg.where)
+        events = [event for event in events if keep(event)]
     kind = agg.kind
     if kind == "count" and agg.field is None:
         return len(events)
-    if kind in ("terms", "date_histogram"):
-        members: dict[Any, list[Event]] = {}
-        key_of = single_key(agg)
-        if key_of is not None and not agg.aggs:
-            counts = Counter(map(key_of, events))
-            counts.pop(None, None)
-            return [{"key": key, "count": count} for key, count in order_buckets(agg, counts)]
-        for event in events:
-            for key in ((key_of(event),) if key_of is not None else bucket_keys(event, agg)):
-                if key is not None:
-                    members.setdefault(key, []).append(event)
-        ordered = order_buckets(agg, {key: len(group) for key, group in members.items()})
-        return [{"key": key, "count": count, **aggregate(members[key], agg.aggs)} for key, count in ordered]
+    if kind in BUCKET_KINDS:
+        return _buckets(events, agg)
     assert agg.field is not None
     raws = [field_raw(event, agg.field) for event in events]
     if kind == "count":
@@ -125,7 +140,7 @@ def aggregate_one(events: Sequence[Event], agg: Aggregation) -> Any:
     if kind == "percentiles":
         return percentiles(sorted(numbers), agg.percents)
     if not numbers:
-        return None
+        return empty_metric(agg)
     if kind == "sum":
         return sum(numbers)
     if kind == "avg":
@@ -134,10 +149,87 @@ def aggregate_one(events: Sequence[Event], agg: Aggregation) -> Any:
         return min(numbers)
     if kind == "max":
         return max(numbers)
+    if kind == "stats":
+        total = sum(numbers)
+        return {"count": len(numbers), "min": min(numbers), "max": max(numbers), "avg": total / len(numbers),
+                "sum": total}
+    if kind == "stdev":
+        return stdev(numbers)
     raise QueryError(f"unknown aggregation kind [{kind}]")
+
+
+def stdev(numbers: Sequence[int | float]) -> float:
+    """Population standard deviation (two passes: the mean, then the squared deviations)."""
+    mean = sum(numbers) / len(numbers)
+    return math.sqrt(sum((x - mean) ** 2 for x in numbers) / len(numbers))
+
+
+def _buckets(events: Sequence[Event], agg: Aggregation) -> list[dict[str, Any]]:
+    key_of = single_key(agg)
+    if key_of is not None and not agg.aggs and default_buckets(agg):
+        counts = Counter(map(key_of, events))
+        counts.pop(None, None)
+        return [{"key": key, "count": count} for key, count in order_buckets(agg, counts)]
+    members: dict[Any, list[Event]] = {}
+    for event in events:
+        for key in ((key_of(event),) if key_of is not None else bucket_keys(event, agg)):
+            if key is not None:
+                members.setdefault(key, []).append(event)
+    if default_buckets(agg):
+        ordered = order_buckets(agg, {key: len(group) for key, group in members.items()})
+        return [{"key": key, "count": count, **aggregate(members[key], agg.aggs)} for key, count in ordered]
+    rows = [{"key": key, "count": len(group), **aggregate(group, agg.aggs)} for key, group in members.items()]
+    return finish_buckets(agg, rows)
+
+
+def default_buckets(agg: Aggregation) -> bool:
+    """Whether a bucket aggregation keeps its kind's default order and every bucket (no order, having)."""
+    return agg.order is None and agg.descending is None and agg.having is None
+
+
+def bucket_value(bucket: Mapping[str, Any], name: str) -> Any:
+    """What `order`/`Having` name in a bucket: ``_count``, ``_key``, a sub-aggregation's result, or one
+    value of a ``stats``/``percentiles`` result (``name.key``)."""
+    if name == "_count":
+        return bucket["count"]
+    if name == "_key":
+        return bucket["key"]
+    if name in bucket:
+        return bucket[name]
+    head, _, tail = name.partition(".")
+    found = bucket.get(head)
+    if isinstance(found, dict):
+        if tail in found:
+            return found[tail]
+        try:
+            return found.get(float(tail))
+        except ValueError:
+            return None
+    return None
+
+
+def finish_buckets(agg: Aggregation, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Buckets with their sub-results: drop those failing `having`, order them (the metric's missing
+    values last, ties by key ascending), keep the first `size` of a terms aggregation."""
+    if agg.having is not None:
+        having = agg.having
+        rows = [row for row in rows if having_matches(having, lambda name, row=row: bucket_value(row, name))]
+    by = agg.order or ("_count" if agg.kind == "terms" else "_key")
+    descending = agg.descending if agg.descending is not None else by != "_key"
+    present, absent = [], []
+    for row in rows:
+        value = bucket_value(row, by)
+        if is_scalar(value):
+            present.append((rank(normalize_key(value)), row))
+        else:  # no value (or not a single one): last, whatever the direction
+            absent.append(row)
+    present.sort(key=lambda pair: rank(pair[1]["key"]))
+    present.sort(key=lambda pair: pair[0], reverse=descending)
+    absent.sort(key=lambda row: rank(row["key"]))
+    ordered = [row for _, row in present] + absent
+    return ordered[: agg.size] if agg.kind == "terms" else ordered
 
 
 def fill(aggs: Sequence[Aggregation], found: Mapping[str, Any]) -> dict[str, Any]:
     """Every aggregation's result, with the empty result for those that saw no rows."""
-    return {a.name: found.get(a.name, [] if a.kind in ("terms", "date_histogram") else empty_metric(a))
-            for a in aggs}
+    return {a.name: found.get(a.name, [] if a.kind in BUCKET_KINDS else empty_metric(a)) for a in aggs}

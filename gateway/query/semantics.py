@@ -9,23 +9,23 @@ query with these functions; the other backends use them wherever they evaluate s
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..events import Event
-from .model import Filter, QueryError, Sort
-
-#: Marker for a field the event does not have (distinct from a stored JSON null).
-MISSING: Any = object()
+from .model import MISSING, AllOf, AnyOf, Computed, Condition, FieldRef, Filter, Having, Not, QueryError, Sort
 
 
 # -- field access ------------------------------------------------------------------------------------
-def field_raw(event: Event, field: str) -> Any:
+def field_raw(event: Event, field: FieldRef) -> Any:
     """The raw value of a field reference (`MISSING` when absent); ``data.a.b`` walks objects only."""
-    if not field.startswith("data."):
+    if field.__class__ is not str:
+        return field.fn(event)  # type: ignore[union-attr]  # a Computed value
+    if not field.startswith("data."):  # type: ignore[union-attr]
         return getattr(event, field)
     node: Any = event.data
-    for key in field.split(".")[1:]:
+    for key in field.split(".")[1:]:  # type: ignore[union-attr]
         if not isinstance(node, dict) or key not in node:
             return MISSING
         node = node[key]
@@ -115,11 +115,16 @@ def value_matches(raw: Any, op: str, value: Any) -> bool:
         return isinstance(value, str) and any(isinstance(v, str) and v.startswith(value) for v in values)
     if op == "contains":
         return isinstance(value, str) and any(isinstance(v, str) and value in v for v in values)
+    if op == "regex":
+        return isinstance(value, str) and any(isinstance(v, str) and re.fullmatch(value, v) is not None
+                                              for v in values)
     raise QueryError(f"unknown filter operator [{op}]")
 
 
-def field_getter(field: str) -> Callable[[Event], Any]:
+def field_getter(field: FieldRef) -> Callable[[Event], Any]:
     """A fast accessor of a field's raw value (`MISSING` when absent)."""
+    if isinstance(field, Computed):
+        return field.fn
     if not field.startswith("data."):
         return operator.attrgetter(field)
     keys = field.split(".")[1:]
@@ -151,14 +156,52 @@ def compile_filter(flt: Filter, get: Callable[[Any], Any] | None = None) -> Call
                 return raw in wanted
             return isinstance(raw, list) and any(isinstance(v, str) and v in wanted for v in raw)
         return member
+    if op == "regex":
+        pattern = re.compile(value)
+
+        def matches(event: Event) -> bool:
+            raw = get(event)
+            values = raw if isinstance(raw, list) else (raw,)
+            return any(isinstance(v, str) and pattern.fullmatch(v) is not None for v in values)
+        return matches
     return lambda event: value_matches(get(event), op, value)
 
 
-def make_predicate(filters: Sequence[Filter]) -> Callable[[Event], bool] | None:
-    """One callable testing every filter of a query on an event, or None when there are none."""
+def compile_condition(condition: Condition) -> Callable[[Any], bool]:
+    """A condition tree of `Filter`s as one callable on an event."""
+    if isinstance(condition, Filter):
+        return compile_filter(condition)
+    if isinstance(condition, Not):
+        inner = compile_condition(condition.condition)
+        return lambda event: not inner(event)
+    parts = [compile_condition(c) for c in condition.conditions]  # type: ignore[union-attr]
+    if isinstance(condition, AllOf):
+        return lambda event: all(part(event) for part in parts)
+    if isinstance(condition, AnyOf):
+        return lambda event: any(part(event) for part in parts)
+    raise QueryError(f"not a filter condition: {type(condition).__name__}")
+
+
+def having_matches(condition: Condition, value_of: Callable[[str], Any]) -> bool:
+    """Whether a condition tree of `Having`s holds for a bucket whose values `value_of(name)` reads."""
+    if isinstance(condition, Having):
+        value = value_of(condition.metric)
+        return value_matches(MISSING if value is None else value, condition.op, condition.value)
+    if isinstance(condition, Not):
+        return not having_matches(condition.condition, value_of)
+    if isinstance(condition, AllOf):
+        return all(having_matches(c, value_of) for c in condition.conditions)
+    if isinstance(condition, AnyOf):
+        return any(having_matches(c, value_of) for c in condition.conditions)
+    raise QueryError(f"not a having condition: {type(condition).__name__}")
+
+
+def make_predicate(filters: Sequence[Condition]) -> Callable[[Event], bool] | None:
+    """One callable testing every filter (or condition tree) of a query on an event, or None when there
+    are none."""
     if not filters:
         return None
-    checks = [compile_filter(f) for f in filters]
+    checks = [compile_condition(f) for f in filters]
     if len(checks) == 1:
         return checks[0]
 

@@ -28,6 +28,7 @@ from backends.elasticsearch import (
     agg_results,
     aggs_dsl,
     bulk_operations,
+    condition_dsl,
     event_doc_id,
     event_document,
     events_index_body,
@@ -48,7 +49,7 @@ from backends.elasticsearch import (
 )
 from gateway import hookspecs
 from gateway.events import Event, FieldSpec, Stream
-from gateway.query import Aggregation, Filter, Query, QueryError, Sort, semantics
+from gateway.query import Aggregation, AllOf, AnyOf, Filter, Not, Query, QueryError, Sort, semantics
 from gateway.query.aggregate import aggregate
 from gateway.query.checks import check_event
 from gateway.query.cursor import decode_cursor, encode_cursor
@@ -947,6 +948,27 @@ def test_filter_translation_agrees_with_the_reference_backend() -> None:
             if es_matches(doc, dsl) != expected:
                 disagreements.append((flt, e.id, expected))
     assert disagreements == []
+
+
+CONDITION_TREES = [
+    AnyOf((Filter("data.page", "eq", "home"), Filter("data.ms", "gt", 5))),
+    Not(Filter("data.page", "eq", "home")),
+    AllOf((Not(Filter("data.ms", "exists")), AnyOf((Filter("type", "eq", "click"), Filter("user_id", "eq", "u1"))))),
+    Not(AnyOf((Filter("data.tags", "in", ["a", "b"]), Not(Filter("data.ok", "eq", 1))))),
+    AnyOf(()),
+    AllOf(()),
+    Not(AllOf(())),
+    AllOf((Filter("data.page", "eq", 7), Filter("data.nope", "ne", 1))),
+]
+
+
+@pytest.mark.parametrize("tree", CONDITION_TREES, ids=[f"tree{i}" for i in range(len(CONDITION_TREES))])
+def test_condition_trees_agree_with_the_reference_semantics(tree: Any) -> None:
+    matches = semantics.compile_condition(tree)
+    docs = [(e, event_document(e, i)) for i, e in enumerate(sample_events())]
+    dsl = condition_dsl(tree)
+    assert [e.id for e, doc in docs if es_matches(doc, dsl)] == [e.id for e, _ in docs if matches(e)]
+    assert query_filter_dsl(query(filters=(tree,)))["bool"]["filter"][-1] == dsl
 
 
 def es_sort_key(doc: dict[str, Any], keys: list[dict[str, Any]]) -> list[Any]:

@@ -18,11 +18,13 @@ never taken from a backend's output. A backend package runs it with one import a
 The fixture may be parametrized to run the suite over several configurations (this repository's
 ``tests/backends/conftest.py`` runs it over memory, SQLite files and, when ``ELASTICSEARCH_URL`` is set,
 Elasticsearch). The parts are importable on their own (`CatalogContract`, `ReadingContract`,
-`AggregationContract`, `OperationsContract`) for a backend that implements a subset while it grows.
+`AggregationContract`, `OperationsContract`, `QueryModelContract`) for a backend that implements a subset
+while it grows.
 """
 
 from __future__ import annotations
 
+from .advanced import QueryModelContract
 from .aggregations import AggregationContract
 from .base import SAMPLE, ContractBase, P, T, ev, q
 from .catalog import CatalogContract
@@ -30,8 +32,8 @@ from .operations import OperationsContract
 from .reading import ReadingContract
 
 __all__ = ["SAMPLE", "AggregationContract", "BackendContract", "CatalogContract", "ContractBase",
-           "OperationsContract", "P", "ReadingContract", "T", "ev", "q"]
+           "OperationsContract", "P", "QueryModelContract", "ReadingContract", "T", "ev", "q"]
 
 
-class BackendContract(CatalogContract, ReadingContract, AggregationContract, OperationsContract):
+class BackendContract(CatalogContract, ReadingContract, AggregationContract, OperationsContract, QueryModelContract):
     """Every contract test; subclass it as ``Test...`` and provide a `backend` fixture (fresh, empty)."""
