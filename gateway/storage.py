@@ -1,9 +1,12 @@
 """The storage backend interface and the registry that picks a backend by URL scheme.
 
 Backends know nothing about vendors: they keep streams and events (`gateway.events`) and answer the
-backend-neutral `gateway.query.Query`. Each backend class declares the URL schemes it serves (the idea of
-the `limits` library's storage registry); built-in and third-party backends arrive through the
-`storage_backends` hook, and `backend_from_url` builds the one `storage.url` names.
+backend-neutral `gateway.query.Query`: a new backend implements the catalog, `append` and `answer` (the
+native model), and gets the rest of the query model from the core evaluator over `scan` (whose default
+pages through `answer`); `gateway.testing.contract` checks it. Each backend class declares the URL
+schemes it serves (the idea of the `limits` library's storage registry); built-in and third-party
+backends arrive through the `storage_backends` hook, and `backend_from_url` builds the one `storage.url`
+names.
 """
 
 from __future__ import annotations
@@ -95,10 +98,11 @@ class Backend(abc.ABC):
 
     def query(self, query: Query) -> QueryResult:
         """Answer a query with the semantics documented in `gateway.query`: natively (`answer`) when the
-        backend says it can (`native`), else by the core evaluator over `scan`, with the same results."""
+        backend says it can (`native`), else by the core evaluator (`gateway.query.evaluate`), which asks
+        `answer` for the parts it can take and evaluates the rest over `scan`, with the same results."""
         if self.native(query):
             return self.answer(query)
-        return evaluate(query, self.scan, self.pushable)
+        return evaluate(query, self)
 
     def native(self, query: Query) -> bool:
         """Whether `answer` handles the whole query (default: the native model, `gateway.query.evaluate`)."""

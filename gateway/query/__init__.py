@@ -43,9 +43,15 @@ pages (a bounded heap) and aggregates. The built-in backends push down:
 * Elasticsearch: the same as SQLite, trees as ``bool`` queries; its scan pages with ``search_after`` in
   insertion order.
 
-So `Computed` fields, ``regex``, `where`, `order`, `having`, ``stats``, ``stdev`` and ``histogram`` are
-evaluated by the core on every built-in backend today (each may move into a backend's `native` later
-without changing a result: the contract suite checks both paths against the same expected values).
+Before scanning, the core asks a backend for what it can answer by rewriting: the page and total when
+only aggregations are beyond it; a top-level aggregation with a `where` the backend pushes down, as the
+same aggregation over the query narrowed by that condition (a filtered ``count(*)`` costs what a filtered
+query costs); a bucket aggregation whose only non-native parts are `order`/`having`, as every bucket
+(up to `gateway.query.evaluate.RELAXED_SIZE` per terms level), ordered, filtered and cut by the core.
+`Computed` fields, ``regex``, ``stats``, ``stdev``, ``histogram`` and `where` below the top level are
+evaluated by the core over the scan on every built-in backend today; any of them may move into a
+backend's `native` later without changing a result (the contract suite checks the native, rewritten and
+scanned paths against the same hand-worked values).
 
 Modules: `model` (the dataclasses, re-exported here), `semantics` (reading, comparing, matching and
 ordering field values: the executable reference), `calendar` (UTC calendar buckets), `cursor` (the one

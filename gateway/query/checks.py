@@ -17,6 +17,8 @@ from ..events import Event
 from .model import Filter
 
 _INT64 = range(-(2**63), 2**63)
+# One encoder for every call (what json.dumps would build anew each time with these options).
+_ENCODE = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
 
 
 def encode_document(data: Mapping[str, Any]) -> str:
@@ -25,7 +27,7 @@ def encode_document(data: Mapping[str, Any]) -> str:
     One escape per character makes the substring pre-test of `string_needles` sound; a backend that stores
     this text relies on the exact encoding (changing it needs a migration rewriting every document).
     """
-    return json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return _ENCODE(data)
 
 
 def check_event(event: Event) -> str:

@@ -5,6 +5,11 @@ backend compiles to Python, SQL or DSL). Anything else (condition trees, compute
 ``where``/``order``/``having``, ``stats``/``stdev``/``histogram``) is evaluated here with the reference
 semantics, so the result is the same on every backend:
 
+0. the parts the backend answers natively are asked of it separately: the page and total when only the
+   aggregations are beyond it, the native top-level aggregations, each top-level filtered aggregation
+   whose `where` it can push down (the same aggregation over a query narrowed by that condition), and
+   bucket aggregations whose `order`/`having` are the only non-native parts (the backend returns every
+   bucket, up to `RELAXED_SIZE` per terms level, and `refine` orders, filters and cuts them here);
 1. the query's top-level filters are split into the ones the backend pushes down (`Backend.pushable`)
    and the residual, evaluated here on each scanned event;
 2. `Backend.scan` streams ``(seq, event)`` for the query's streams and time range that match the pushed
@@ -17,23 +22,22 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, Protocol
 
 from ..events import Event
-from .aggregate import aggregate
+from .aggregate import aggregate, default_buckets, finish_buckets
 from .cursor import decode_position, encode_position
-from .model import AllOf, AnyOf, Condition, Filter, Not, Query, QueryResult, Sort
+from .model import BUCKET_KINDS, Aggregation, AllOf, AnyOf, Condition, Filter, Not, Query, QueryResult, Sort
 from .semantics import compare_positions, field_raw, make_predicate, sort_value
 
 #: Aggregation kinds of the native model (what every built-in backend compiles itself).
 NATIVE_KINDS = frozenset({"count", "sum", "avg", "min", "max", "distinct_count", "percentiles", "terms",
                           "date_histogram"})
+#: Buckets a backend returns for a terms level whose order/having the core applies (more: scanned instead).
+RELAXED_SIZE = 10_000
 #: Filter operators of the native model.
 NATIVE_OPS = frozenset({"eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "exists", "prefix", "contains"})
-
-#: A scan: ``(seq, event)`` of every event of the query's streams and time range matching its filters.
-Scan = Callable[[Query], Iterable[tuple[int, Event]]]
-
 
 def native_filter(flt: Filter) -> bool:
     """A filter every built-in backend compiles: a named field and a native operator."""
@@ -77,8 +81,95 @@ class _Position:
         return compare_positions((self.values, self.seq), (other.values, other.seq), self.sorts) < 0
 
 
-def evaluate(query: Query, scan: Scan, pushable: Callable[[Condition], bool]) -> QueryResult:
-    """Answer `query` from `scan` with the reference semantics (see the module docstring)."""
+class Answering(Protocol):
+    """What the evaluator asks of a backend (`gateway.storage.Backend` has all four)."""
+
+    def native(self, query: Query) -> bool: ...
+    def answer(self, query: Query) -> QueryResult: ...
+    def scan(self, query: Query) -> Iterable[tuple[int, Event]]: ...
+    def pushable(self, condition: Condition) -> bool: ...
+
+
+def evaluate(query: Query, backend: Answering) -> QueryResult:
+    """Answer a query the backend does not take whole: the parts it takes natively by `answer`, the rest
+    over one `scan` (see the module docstring)."""
+    plain = replace(query, aggregations=())
+    page_native = backend.native(plain)
+    alone = replace(plain, limit=0, offset=0, cursor=None, count_total=False)
+    found: dict[str, Any] = {}
+    native = [agg for agg in query.aggregations if backend.native(replace(alone, aggregations=(agg,)))]
+    if native:
+        found.update(backend.answer(replace(alone, aggregations=tuple(native))).aggregations)
+    scanned: list[Aggregation] = []
+    for agg in query.aggregations:
+        if agg.name not in found and not _answer_rewritten(agg, alone, backend, found):
+            scanned.append(agg)
+    if page_native:
+        result = backend.answer(plain)
+        if scanned:
+            found.update(evaluate_scan(replace(alone, aggregations=tuple(scanned)), backend).aggregations)
+    else:
+        result = evaluate_scan(replace(query, aggregations=tuple(scanned)), backend)
+        found.update(result.aggregations)
+    result.aggregations = {agg.name: found[agg.name] for agg in query.aggregations}
+    return result
+
+
+def _answer_rewritten(agg: Aggregation, alone: Query, backend: Answering, found: dict[str, Any]) -> bool:
+    """Answer one aggregation natively after rewriting it (a `where` becomes a filter of a narrower query;
+    bucket `order`/`having` are applied here to every bucket the backend returns); False if it cannot."""
+    filters, target = alone.filters, agg
+    if agg.where is not None:
+        filters, target = (*filters, agg.where), replace(agg, where=None)
+    relaxed = relax(target)
+    candidate = replace(alone, filters=filters, aggregations=(relaxed,))
+    if not backend.native(candidate):
+        return False
+    value = backend.answer(candidate).aggregations[agg.name]
+    if relaxed is not target:
+        value = refine(target, value)
+        if value is None:
+            return False
+    found[agg.name] = value
+    return True
+
+
+def relax(agg: Aggregation) -> Aggregation:
+    """The aggregation without bucket `order`/`having` (terms levels that had them return up to
+    `RELAXED_SIZE` buckets), for a backend to compute and `refine` to finish; itself if nothing changes."""
+    subs = tuple(relax(sub) for sub in agg.aggs)
+    ordered = agg.kind in BUCKET_KINDS and not default_buckets(agg)
+    if not ordered and all(new is old for new, old in zip(subs, agg.aggs, strict=True)):
+        return agg
+    if not ordered:
+        return replace(agg, aggs=subs)
+    size = RELAXED_SIZE if agg.kind == "terms" else agg.size
+    return replace(agg, aggs=subs, order=None, descending=None, having=None, size=size)
+
+
+def refine(agg: Aggregation, buckets: Any) -> Any:
+    """Finish what `relax` left out on a backend's result (None when a relaxed level may miss buckets)."""
+    if agg.kind not in BUCKET_KINDS:
+        return buckets
+    rows = []
+    for bucket in buckets:
+        row = dict(bucket)
+        for sub in agg.aggs:
+            value = refine(sub, row[sub.name])
+            if value is None and sub.kind in BUCKET_KINDS:
+                return None
+            row[sub.name] = value
+        rows.append(row)
+    if default_buckets(agg):
+        return rows
+    if agg.kind == "terms" and len(rows) >= RELAXED_SIZE:
+        return None
+    return finish_buckets(agg, rows)
+
+
+def evaluate_scan(query: Query, backend: Answering) -> QueryResult:
+    """Answer `query` wholly from the backend's scan with the reference semantics."""
+    scan, pushable = backend.scan, backend.pushable
     cursor = decode_position(query.cursor, len(query.sort)) if query.cursor is not None else None
     pushed = tuple(c for c in query.filters if pushable(c))
     residual = make_predicate([c for c in query.filters if not pushable(c)])

@@ -168,6 +168,22 @@ class QueryModelContract(ContractBase):
         per_2s = agg(sample, Aggregation("h", "date_histogram", interval=2000, having=Having("_count", "gt", 1)))
         assert per_2s == {"h": [{"key": 2000, "count": 2}, {"key": 4000, "count": 2}]}
 
+    def test_native_and_evaluated_parts_in_one_query(self, sample: Backend) -> None:
+        # not purchases: e1..e4 and e6; scores 3, 1, 2, 9, 1 (mean 3.2, squared deviations sum to 44.8)
+        result = sample.query(q(limit=2, filters=(Filter("type", "ne", "buy"),), aggregations=(
+            Aggregation("n", "count"),
+            Aggregation("sd", "stdev", "data.score"),
+            Aggregation("clicks", "count", where=Filter("type", "eq", "click")),
+            Aggregation("hist", "histogram", "data.score", interval=5, where=Filter("stream", "eq", "app")))))
+        assert [e.id for e in result.events] == ["e1", "e2"] and result.total == 5
+        assert result.next_cursor is not None
+        assert list(result.aggregations) == ["n", "sd", "clicks", "hist"]
+        assert result.aggregations["n"] == 5 and result.aggregations["clicks"] == 3
+        assert result.aggregations["sd"] == pytest.approx(math.sqrt(44.8 / 5))
+        assert result.aggregations["hist"] == [{"key": 0, "count": 2}, {"key": 5, "count": 1}]
+        rest = sample.query(q(limit=2, filters=(Filter("type", "ne", "buy"),), cursor=result.next_cursor))
+        assert [e.id for e in rest.events] == ["e3", "e4"]
+
     def test_model_rejects_what_it_cannot_mean(self) -> None:
         with pytest.raises(QueryError):
             Aggregation("t", "terms", "type", order="nope")
