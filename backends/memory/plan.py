@@ -59,7 +59,7 @@ Matches = tuple[StreamData, Sequence[int], list[Record]]
 
 
 def plan_matches(plan: Plan, full: Callable[[Record], bool] | None,
-             residual: Callable[[Record], bool] | None) -> Matches:
+                 residual: Callable[[Record], bool] | None) -> Matches:
     """The events of a stream's plan that pass the filters (without a tuple per event)."""
     if plan.restricted:
         if not plan.slices:
@@ -78,7 +78,7 @@ def plan_matches(plan: Plan, full: Callable[[Record], bool] | None,
 
 
 def walk_records(records: SortedRecords, lo: int, hi: int, descending: bool, sd: StreamData,
-          predicate: Callable[[Record], bool] | None) -> Iterator[tuple[int, int, Record, StreamData]]:
+                 predicate: Callable[[Record], bool] | None) -> Iterator[tuple[int, int, Record, StreamData]]:
     """(timestamp, seq, record, stream) of the records in [lo, hi) passing the predicate, in time order
     or reversed."""
     ts, seqs, stored = records.ts, records.seqs, records.records
@@ -148,7 +148,7 @@ def group_aggregate_one(groups: Sequence[Group], agg: Aggregation) -> Any:
 
 
 def slice_aggregate(slices: Sequence[Slice], aggs: Sequence[Aggregation],
-                     order: Mapping[int, int]) -> dict[str, Any]:
+                    order: Mapping[int, int]) -> dict[str, Any]:
     """Aggregations over the events of slices: counts, terms on the type and histograms of the event
     time by binary search in the sorted runs; anything else by the reference over the events."""
     return {agg.name: slice_aggregate_one(slices, agg, order) for agg in aggs}

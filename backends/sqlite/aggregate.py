@@ -68,7 +68,7 @@ def level_source(c: Compiler, where: str, ctx: Sequence[KeySpec]) -> tuple[str, 
 
 
 def sql_aggregate(conn: sqlite3.Connection, c: Compiler, where: str, aggs: Sequence[Aggregation],
-               ctx: list[KeySpec]) -> dict[tuple[Any, ...], dict[str, Any]]:
+                  ctx: list[KeySpec]) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Results of `aggs` for every group of the parent buckets in `ctx`, keyed by the parent keys."""
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     depth = len(ctx)

@@ -138,7 +138,7 @@ def day_total(conn: sqlite3.Connection, c: Compiler, query: Query, stream_cond: 
 
 
 def day_rows(conn: sqlite3.Connection, c: Compiler, query: Query,
-              stream_cond: str) -> list[tuple[Any, int, int]]:
+             stream_cond: str) -> list[tuple[Any, int, int]]:
     """(type, UTC day, events) of a query filtered on type only, from the summary and the edges."""
     whole, edges = day_parts(c, query, stream_cond)
     rows: list[tuple[Any, int, int]] = []
@@ -170,7 +170,7 @@ def stream_ids(conn: sqlite3.Connection, query: Query) -> dict[int, str]:
 
 
 def fetch_page(conn: sqlite3.Connection, c: Compiler, query: Query, sids: Mapping[int, str], rest: str,
-          where: str, cursor: tuple[list[Any], int] | None, result: QueryResult) -> None:
+               where: str, cursor: tuple[list[Any], int] | None, result: QueryResult) -> None:
     """Fetch one page of events (one row more than asked, to know whether a next page exists)."""
     exprs = [c.sort_expr(s) for s in query.sort]
     if cursor is not None:

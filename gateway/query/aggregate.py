@@ -19,6 +19,7 @@ from .model import BUCKET_KINDS, Aggregation, QueryError
 from .semantics import (
     compile_condition,
     field_exists,
+    field_getter,
     field_raw,
     having_matches,
     is_scalar,
@@ -136,7 +137,12 @@ def aggregate_one(events: Sequence[Event], agg: Aggregation) -> Any:
         return sum(1 for raw in raws if field_exists(raw))
     if kind == "distinct_count":
         return len({normalize_key(v) for raw in raws for v in scalar_values(raw)})
-    numbers = [n for raw in raws for n in numeric_values(raw)]
+    return metric_result(agg, [n for raw in raws for n in numeric_values(raw)])
+
+
+def metric_result(agg: Aggregation, numbers: list[int | float]) -> Any:
+    """The result of a numeric metric (sum, avg, min, max, stats, stdev, percentiles) over its values."""
+    kind = agg.kind
     if kind == "percentiles":
         return percentiles(sorted(numbers), agg.percents)
     if not numbers:
@@ -233,3 +239,87 @@ def finish_buckets(agg: Aggregation, rows: list[dict[str, Any]]) -> list[dict[st
 def fill(aggs: Sequence[Aggregation], found: Mapping[str, Any]) -> dict[str, Any]:
     """Every aggregation's result, with the empty result for those that saw no rows."""
     return {a.name: found.get(a.name, [] if a.kind in BUCKET_KINDS else empty_metric(a)) for a in aggs}
+
+
+class Accumulator:
+    """The same aggregations computed one event at a time (the core evaluator's scan keeps no events):
+    metrics keep a count, a set or their numbers, bucket kinds an accumulator per bucket."""
+
+    __slots__ = ("nodes",)
+
+    def __init__(self, aggs: Sequence[Aggregation]) -> None:
+        self.nodes = [_Buckets(agg) if agg.kind in BUCKET_KINDS else _Metric(agg) for agg in aggs]
+
+    def add(self, event: Any) -> None:
+        """Take one event into every aggregation."""
+        for node in self.nodes:
+            node.add(event)
+
+    def result(self) -> dict[str, Any]:
+        """The results, as `aggregate` gives them for the same events."""
+        return {node.agg.name: node.result() for node in self.nodes}
+
+
+class _Metric:
+    __slots__ = ("agg", "get", "n", "values", "where")
+
+    def __init__(self, agg: Aggregation) -> None:
+        self.agg = agg
+        self.where = None if agg.where is None else compile_condition(agg.where)
+        self.get = None if agg.field is None else field_getter(agg.field)
+        self.n = 0
+        self.values: Any = set() if agg.kind == "distinct_count" else []
+
+    def add(self, event: Any) -> None:
+        if self.where is not None and not self.where(event):
+            return
+        if self.get is None:
+            self.n += 1
+            return
+        raw = self.get(event)
+        kind = self.agg.kind
+        if kind == "count":
+            self.n += field_exists(raw)
+        elif kind == "distinct_count":
+            self.values.update(normalize_key(v) for v in scalar_values(raw))
+        else:
+            self.values.extend(numeric_values(raw))
+
+    def result(self) -> Any:
+        kind = self.agg.kind
+        if kind == "count":
+            return self.n
+        if kind == "distinct_count":
+            return len(self.values)
+        return metric_result(self.agg, self.values)
+
+
+class _Buckets:
+    __slots__ = ("agg", "buckets", "key_of", "where")
+
+    def __init__(self, agg: Aggregation) -> None:
+        self.agg = agg
+        self.where = None if agg.where is None else compile_condition(agg.where)
+        self.key_of = single_key(agg)
+        self.buckets: dict[Any, list[Any]] = {}
+
+    def add(self, event: Any) -> None:
+        if self.where is not None and not self.where(event):
+            return
+        key_of = self.key_of
+        for key in ((key_of(event),) if key_of is not None else bucket_keys(event, self.agg)):
+            if key is None:
+                continue
+            entry = self.buckets.get(key)
+            if entry is None:
+                entry = self.buckets[key] = [0, Accumulator(self.agg.aggs)]
+            entry[0] += 1
+            entry[1].add(event)
+
+    def result(self) -> list[dict[str, Any]]:
+        agg, buckets = self.agg, self.buckets
+        if default_buckets(agg):
+            ordered = order_buckets(agg, {key: entry[0] for key, entry in buckets.items()})
+            return [{"key": key, "count": count, **buckets[key][1].result()} for key, count in ordered]
+        return finish_buckets(agg, [{"key": key, "count": entry[0], **entry[1].result()}
+                                    for key, entry in buckets.items()])

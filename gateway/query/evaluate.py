@@ -14,8 +14,9 @@ semantics, so the result is the same on every backend:
    and the residual, evaluated here on each scanned event;
 2. `Backend.scan` streams ``(seq, event)`` for the query's streams and time range that match the pushed
    filters (``seq`` orders events by insertion and breaks sort ties, as in the native answers);
-3. the total is counted, the page is kept in a bounded heap (offset + limit + 1 positions) and, when the
-   query aggregates, the matching events are collected and aggregated by `gateway.query.aggregate`.
+3. the total is counted, the page is kept in a bounded heap (offset + limit + 1 positions) and the
+   aggregations are computed event by event (`gateway.query.aggregate.Accumulator`: no event is kept,
+   only counts, distinct sets and the numbers a metric needs).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from ..events import Event
-from .aggregate import aggregate, default_buckets, finish_buckets
+from .aggregate import Accumulator, default_buckets, finish_buckets
 from .cursor import decode_position, encode_position
 from .model import BUCKET_KINDS, Aggregation, AllOf, AnyOf, Condition, Filter, Not, Query, QueryResult, Sort
 from .semantics import compare_positions, field_raw, make_predicate, sort_value
@@ -178,14 +179,14 @@ def evaluate_scan(query: Query, backend: Answering) -> QueryResult:
     sorts = query.sort
     wanted = query.offset + query.limit + 1 if query.limit else 0
     heap: list[Any] = []  # the `wanted` smallest positions, as a max-heap of inverted positions
-    matched: list[Event] = []
+    accumulator = Accumulator(query.aggregations) if query.aggregations else None
     total = 0
     for seq, event in scan(scanned):
         if residual is not None and not residual(event):
             continue
         total += 1
-        if query.aggregations:
-            matched.append(event)
+        if accumulator is not None:
+            accumulator.add(event)
         if not wanted:
             continue
         values = [sort_value(field_raw(event, s.field), s.descending) for s in sorts]
@@ -197,8 +198,8 @@ def evaluate_scan(query: Query, backend: Answering) -> QueryResult:
         elif position < heap[0].position:
             heapq.heapreplace(heap, _Inverted(position))
     result = QueryResult(total=total if query.count_total else None)
-    if query.aggregations:
-        result.aggregations = aggregate(matched, query.aggregations)
+    if accumulator is not None:
+        result.aggregations = accumulator.result()
     if wanted:
         page = sorted(item.position for item in heap)[query.offset:]
         if len(page) > query.limit:
