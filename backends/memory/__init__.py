@@ -1,9 +1,9 @@
 """In-process storage backend: for tests, demos and a single-process gateway that may lose its data on restart.
 
-`MemoryBackend` keeps everything in Python structures and answers every query with the reference
-semantics of `gateway.query` (it pushes nothing down: it is the reference). Modules: `backend` (the
-class), `records` (stored records, sorted runs and record predicates), `plan` (per-stream query plans
-and the aggregations answered from run boundaries).
+`MemoryBackend` keeps everything in Python structures and answers the native query model itself with the
+reference functions of `gateway.query`; the core evaluator answers the rest over its scan. Modules:
+`backend` (the class), `records` (stored records, sorted runs and record predicates), `plan` (per-stream
+query plans and the aggregations answered from run boundaries).
 """
 
 from __future__ import annotations

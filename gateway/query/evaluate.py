@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from ..events import Event
 from .aggregate import Accumulator, default_buckets, finish_buckets
 from .cursor import decode_position, encode_position
-from .model import BUCKET_KINDS, Aggregation, AllOf, AnyOf, Condition, Filter, Not, Query, QueryResult, Sort
+from .model import BUCKET_KINDS, Aggregation, AllOf, AnyOf, Condition, Filter, Not, Query, QueryError, QueryResult, Sort
 from .semantics import compare_positions, field_raw, make_predicate, sort_value
 
 #: Aggregation kinds of the native model (what every built-in backend compiles itself).
@@ -126,7 +126,10 @@ def _answer_rewritten(agg: Aggregation, alone: Query, backend: Answering, found:
     candidate = replace(alone, filters=filters, aggregations=(relaxed,))
     if not backend.native(candidate):
         return False
-    value = backend.answer(candidate).aggregations[agg.name]
+    try:
+        value = backend.answer(candidate).aggregations[agg.name]
+    except QueryError:  # e.g. a store's own bucket limit on the relaxed form: the scan answers instead
+        return False
     if relaxed is not target:
         value = refine(target, value)
         if value is None:
