@@ -17,6 +17,9 @@ from backends.memory import MemoryBackend
 from backends.sqlite import SQLiteBackend
 from gateway.storage import Backend, backend_from_url
 
+# The contract suite lives in a package, not a test module: have pytest explain its failed asserts.
+pytest.register_assert_rewrite("gateway.testing.contract")
+
 
 def _elasticsearch() -> Backend:
     """An Elasticsearch backend on a fresh index prefix, or skip the test when none is configured."""
