@@ -12,12 +12,13 @@ import re
 from functools import cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast as A
 
 MAX_QUERY_CHARS = 5_000
+MAX_DEPTH = 200
 #: Words the docs reserve; ``'between'`` in single quotes is a field name in a field position (see _subject).
 RESERVED = frozenset(
     [
@@ -118,12 +119,26 @@ def parse(text: str) -> A.Select:
         tree = _lark().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
+    _check_depth(tree)
     try:
         return _ToAst(text).transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, AdqlError):
             raise exc.orig_exc from None
         raise
+
+
+def _check_depth(tree: Tree) -> None:
+    """Refuse trees deeper than :data:`MAX_DEPTH` (checked without recursion), so that every later recursive
+    walk of the AST stays far from Python's recursion limit."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = node.meta
+            line, column = (meta.line, meta.column) if not meta.empty else (1, 1)
+            raise AdqlError(f"the query nests expressions more than {MAX_DEPTH} levels deep", line, column)
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 
 
 def _syntax_error(text: str, exc: UnexpectedInput) -> AdqlError:
@@ -281,15 +296,11 @@ class _ToAst(Transformer):
         return ("limit", tuple(int(t.value) for t in children[1:]))
 
     # ------------------------------------------------------------------------------ conditions
-    def or_(self, meta, children):
-        left, right = children[0], children[2]
-        ops = (left.operands if isinstance(left, A.Or) else (left,)) + (right,)
-        return A.Or(operands=ops, pos=_pos(meta))
+    def or_expr(self, meta, children):
+        return A.Or(operands=tuple(c for c in children if not isinstance(c, Token)), pos=_pos(meta))
 
-    def and_(self, meta, children):
-        left, right = children[0], children[2]
-        ops = (left.operands if isinstance(left, A.And) else (left,)) + (right,)
-        return A.And(operands=ops, pos=_pos(meta))
+    def and_expr(self, meta, children):
+        return A.And(operands=tuple(c for c in children if not isinstance(c, Token)), pos=_pos(meta))
 
     def not_(self, meta, children):
         return A.Not(operand=children[1], pos=_pos(meta))
