@@ -68,6 +68,11 @@ RESERVED = frozenset(
         "null",
     ]
 )
+#: The grammar's own keywords: never a bare field name (a later path segment, ``x.from``, is fine).
+KEYWORDS = frozenset(
+    ("select", "distinct", "from", "where", "since", "until", "having", "order", "by", "orderby", "asc", "desc",
+     "limit", "as", "and", "or", "not", "in", "between", "like", "regexp", "regex", "is", "null", "true", "false")
+)  # fmt: skip
 _UNITS = {
     "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
     "h": "h", "hour": "h", "hours": "h",
@@ -150,6 +155,11 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> AdqlError:
     offset = exc.pos_in_stream if exc.pos_in_stream is not None else 0
     word = re.match(r"\w*", text[offset:]).group(0).lower()
     before = text[:offset].rstrip().lower()
+    history = getattr(exc, "token_history", None) or []
+    last = history[-1] if history else None
+    if last is not None and last.type == "NAME" and last.value.lower() in KEYWORDS and word != "group":
+        return AdqlError(f"{last.value} is a reserved word, read here as a name; write `{last.value}` if it is one",
+                         last.line, last.column)  # fmt: skip
     if word == "group":
         msg = "GROUP BY is not ADQL: fields listed beside aggregate functions in SELECT are the group-by terms"
     elif word == "ago":
@@ -422,6 +432,10 @@ class _ToAst(Transformer):
         return A.Literal(value=False, pos=_pos(meta))
 
     def field(self, meta, children):
+        first = children[0]
+        if first.type == "NAME" and first.value.lower() in KEYWORDS:
+            raise AdqlError(f"{first.value} is a reserved word; write `{first.value}` to use it as a field name",
+                            first.line, first.column)  # fmt: skip
         path = tuple(_unquote(t) if t.type == "BQ_NAME" else t.value for t in children)
         return A.Field(path=path, pos=_pos(meta))
 
