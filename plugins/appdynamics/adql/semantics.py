@@ -340,7 +340,8 @@ def _find_column(expr: A.Node, select: A.Select, columns: list[Column], clause: 
     if not matches and isinstance(expr, A.Field):
         matches = [i for i, c in enumerate(columns) if c.label == expr.name]
     if len(matches) > 1:
-        kind = columns[matches[0]].aggregation
+        first = columns[matches[0]]
+        kind = first.expr.kind if isinstance(first.expr, A.Aggregate) else first.aggregation
         raise error_at(f"{clause} cannot use {kind}(), which gives several values", expr)
     if matches and columns[matches[0]].aggregation in ("percentile", "stats", "funnel") and clause == "ORDER BY":
         raise error_at(f"ORDER BY cannot use {columns[matches[0]].aggregation}()", expr)
