@@ -225,7 +225,8 @@ def coerce_value(kind: str, value: Any) -> Any:
             return value
         if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < INT64:
             return int(value)
-        raise ValueError(f"expected an integer, got {_kind(value) if not isinstance(value, float) else value!r}")
+        got = repr(value) if isinstance(value, float) else _kind(value)
+        raise ValueError(f"expected an integer, got {got}")
     if kind == "float":
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
