@@ -14,8 +14,8 @@ Semantics (the plugin must match them):
   for numbers, numbers as strings for strings).
 - math: null in -> null out; integer / integer truncates toward zero; % keeps the dividend's sign; x / 0 and x % 0
   give null.
-- raw queries: ORDER BY keys (nulls last either way), default newest ``eventTimestamp`` first; ties keep publish
-  order; LIMIT, else the request's limit.
+- raw queries: ORDER BY keys (nulls last either way), then newest ``eventTimestamp`` first (the whole default
+  order when there is no ORDER BY); remaining ties keep publish order; LIMIT, else the request's limit.
 - grouped queries: one level per group-by term, outermost first; events whose term value is null are left out;
   each level ordered by the ORDER BY keys that concern it (its own key, or a metric computed over the level's
   group), then by event count descending and key ascending (buckets: key ascending only); a term keeps its top
@@ -58,7 +58,7 @@ def run(
     columns = output_columns(analysis, schema)
     ev = _Evaluator(types, now_ms)
     select = analysis.select
-    if select.since is not None:
+    if select.since is not None:  # computed here by hand, not with Analysis.time_bounds
         start = select.since.resolve(now_ms)
         end = select.until.resolve(now_ms) if select.until is not None else now_ms
     matching = [
@@ -101,6 +101,7 @@ def _raw(analysis: Analysis, events: list, ev: _Evaluator, types: Mapping[str, s
         for spec in specs:
             expr = spec.expr
             keys.append(((lambda e, x=expr: ev.expr(x, e)), spec.descending))
+        keys.append((lambda e: e.get("eventTimestamp"), True))  # ties: newest first
         ordered = _sort(ordered, keys)
     cap = analysis.row_limit if analysis.row_limit is not None else limit
     ordered = ordered[:cap]

@@ -205,3 +205,8 @@ def test_expression_group_term_and_functions() -> None:
 
 def test_where_alias() -> None:
     assert apps("SELECT rt AS r FROM t WHERE r > 15") == [30, 20]
+
+
+def test_raw_order_ties_are_newest_first() -> None:
+    assert rows("SELECT page, rt FROM t ORDER BY page") == [["cart", 7], ["cart", 20], ["home", None], ["home", 30],
+                                                            ["home", 10]]  # fmt: skip

@@ -458,3 +458,7 @@ def test_every_doc_example_is_in_the_table() -> None:
         assert must in queries
     invalid = {q for q, *_ in INVALID}
     assert "SELECT * FROM transactions SINCE 24 hours ago" in invalid
+
+
+def test_unicode_names() -> None:
+    assert parse("SELECT ümlaut, données.prix FROM t").items[1].expr == P("données", "prix")

@@ -210,3 +210,15 @@ def test_alias_equal_to_field_name_orders_by_the_alias() -> None:
 def test_filter_star_only_in_count() -> None:
     a = analyze_text("SELECT filter(count(*), WHERE x = 1) FROM t")
     assert a.metrics == (agg("count", STAR, where=eq("x", 1)),)
+
+
+def test_time_bounds() -> None:
+    now = 1_700_000_000_000
+    assert analyze_text("SELECT a FROM t").time_bounds(now, 5, 9) == (5, 9)
+    assert analyze_text("SELECT a FROM t SINCE 1 h").time_bounds(now, 5, 9) == (now - 3_600_000, now)
+    assert analyze_text("SELECT a FROM t SINCE 2 d UNTIL 1 w").time_bounds(now, None, None) == (
+        now - 2 * 86_400_000, now - 7 * 86_400_000,
+    )  # fmt: skip
+    assert analyze_text("SELECT a FROM t SINCE 1502147143000 UNTIL 1502148043000").time_bounds(now, 1, 2) == (
+        1502147143000, 1502148043000,
+    )  # fmt: skip

@@ -85,6 +85,14 @@ class Analysis:
     row_limit: int | None
     has_math: bool
 
+    def time_bounds(self, now_ms: int, start: int | None, end: int | None) -> tuple[int | None, int | None]:
+        """The inclusive ``eventTimestamp`` range: ``SINCE``/``UNTIL`` (UNTIL defaulting to now) override the
+        request's ``start``/``end``; without SINCE the request's bounds apply (``None`` = unbounded)."""
+        if self.select.since is None:
+            return start, end
+        until = self.select.until.resolve(now_ms) if self.select.until is not None else now_ms
+        return self.select.since.resolve(now_ms), until
+
 
 def analyze_text(text: str) -> Analysis:
     """Parse and analyse in one step."""
