@@ -228,7 +228,7 @@ class _ToAst(Transformer):
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
-        self.single_quoted: set[int] = set()  # id() of Literals written in single quotes
+        self.single_quoted: dict[int, A.Literal] = {}  # Literals written in single quotes, by id (kept alive)
 
     # ------------------------------------------------------------------------------ statement
     def start(self, meta, children):
@@ -419,7 +419,7 @@ class _ToAst(Transformer):
 
     def string_sq(self, meta, children):
         lit = A.Literal(value=_unquote(children[0]), pos=_pos(meta))
-        self.single_quoted.add(id(lit))
+        self.single_quoted[id(lit)] = lit
         return lit
 
     def string_dq(self, meta, children):
@@ -455,7 +455,7 @@ class _ToAst(Transformer):
     # ------------------------------------------------------------------------------ helpers
     def _subject(self, expr):
         """A single-quoted reserved word in a field position names a field (the Events API docs' escape)."""
-        if id(expr) in self.single_quoted and str(expr.value).lower() in RESERVED:
+        if self.single_quoted.get(id(expr)) is expr and str(expr.value).lower() in RESERVED:
             return A.Field(path=(expr.value,), pos=expr.pos)
         return expr
 
