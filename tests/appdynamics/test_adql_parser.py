@@ -244,6 +244,7 @@ MORE_VALID = [
     ("SELECT * FROM t WHERE `my field` = 1", {"where": cmp("=", P("my field"), L(1))}),
     ("SELECT * FROM t WHERE 3 < a", {"where": cmp("<", L(3), F("a"))}),
     ("SELECT * FROM t WHERE a=1AND b=2", {"where": AND(eq("a", 1), eq("b", 2))}),
+    ("SELECT * FROM t WHERE a = 9223372036854775807", {"where": eq("a", 2**63 - 1)}),
     # SINCE / UNTIL
     ("SELECT * FROM t SINCE 2 hours UNTIL 1 hour", {"since": A.TimeValue(2, "h"), "until": A.TimeValue(1, "h")}),
     ("SELECT * FROM t SINCE 1 day", {"since": A.TimeValue(1, "d")}),
@@ -348,6 +349,10 @@ INVALID = [
     ("SELECT x FROM t WHERE a = 1;", 1, 28, "unexpected character ';'"),
     ("SELECT x FROM t; DROP TABLE t", 1, 16, "unexpected character ';'"),
     ("DELETE FROM t", 1, 1, "unexpected"),
+    ("SELECT a FROM t WHERE b > 1E999", 1, 27, "the number 1E999 is out of range"),
+    ("SELECT a FROM t WHERE b > 9223372036854775808", 1, 27, "out of range"),
+    ("SELECT a FROM t WHERE b BETWEEN [0, 1e400]", 1, 37, "out of range"),
+    ("SELECT a FROM t SINCE 99999999999999999999 h", 1, 23, "time value 99999999999999999999 is out of range"),
 ]
 
 

@@ -222,3 +222,11 @@ def test_time_bounds() -> None:
     assert analyze_text("SELECT a FROM t SINCE 1502147143000 UNTIL 1502148043000").time_bounds(now, 1, 2) == (
         1502147143000, 1502148043000,
     )  # fmt: skip
+
+
+def test_same_expression_selected_twice_orders_by_the_first() -> None:
+    a = analyze_text("SELECT brand, brand AS calc FROM t ORDER BY brand")
+    assert [o.column for o in a.order_by] == [0]
+    b = analyze_text("SELECT a, count(*), count(*) AS c FROM t HAVING count(*) > 1 ORDER BY c")
+    assert b.having == cmp(">", A.ColumnRef(1), L(1))
+    assert [o.column for o in b.order_by] == [2]

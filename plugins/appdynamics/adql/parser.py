@@ -8,6 +8,7 @@ once per process; parse time is linear in the query length (5,000 characters at 
 
 from __future__ import annotations
 
+import math
 import re
 from functools import cache
 from pathlib import Path
@@ -292,7 +293,10 @@ class _ToAst(Transformer):
                     unit_tok.line,
                     unit_tok.column,
                 )
-        return A.TimeValue(amount=int(amount_tok.value), unit=unit, pos=_pos(meta))
+        amount = int(amount_tok.value)
+        if amount >= 2**53:
+            raise AdqlError(f"the time value {amount} is out of range", amount_tok.line, amount_tok.column)
+        return A.TimeValue(amount=amount, unit=unit, pos=_pos(meta))
 
     def order_clause(self, meta, children):
         return ("order", tuple(children[1:]))
@@ -358,10 +362,10 @@ class _ToAst(Transformer):
         return children[0].value
 
     def bound_number(self, meta, children):
-        return A.Literal(value=_number(children[0].value), pos=_pos(meta))
+        return A.Literal(value=_number(children[0]), pos=_pos(meta))
 
     def bound_negative(self, meta, children):
-        return A.Literal(value=-_number(children[0].value), pos=_pos(meta))
+        return A.Literal(value=-_number(children[0]), pos=_pos(meta))
 
     def bound_string(self, meta, children):
         return A.Literal(value=_unquote(children[0]), pos=_pos(meta))
@@ -415,7 +419,7 @@ class _ToAst(Transformer):
         return A.Negate(operand=operand, pos=_pos(meta))
 
     def number(self, meta, children):
-        return A.Literal(value=_number(children[0].value), pos=_pos(meta))
+        return A.Literal(value=_number(children[0]), pos=_pos(meta))
 
     def string_sq(self, meta, children):
         lit = A.Literal(value=_unquote(children[0]), pos=_pos(meta))
@@ -478,8 +482,13 @@ def _strip_parens(text: str) -> str:
     return text
 
 
-def _number(raw: str) -> int | float:
-    return float(raw) if any(c in raw for c in ".eE") else int(raw)
+def _number(tok: Token) -> int | float:
+    """A numeric literal; out of the 64-bit integer range or not finite -> error at the token."""
+    raw = tok.value
+    value = float(raw) if any(c in raw for c in ".eE") else int(raw)
+    if (isinstance(value, int) and value >= 2**63) or (isinstance(value, float) and not math.isfinite(value)):
+        raise AdqlError(f"the number {raw} is out of range", tok.line, tok.column)
+    return value
 
 
 def _build_call(name: str, tok: Token, args: tuple, tr: _ToAst, pos: A.Pos | None) -> A.Node:

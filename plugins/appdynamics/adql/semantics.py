@@ -339,7 +339,8 @@ def _substitute(node, replace):
 
 
 def _find_column(expr: A.Node, select: A.Select, columns: list[Column], clause: str) -> int | None:
-    """The single output column ``expr`` names: an alias, or the same expression as a SELECT item."""
+    """The output column ``expr`` names: an alias, or the same expression as a SELECT item (the first one when
+    the same expression is selected twice)."""
     matches: list[int] = []
     if isinstance(expr, A.Field) and len(expr.path) == 1:
         matches = [i for i, c in enumerate(columns) if select.items[c.item].alias == expr.path[0]]
@@ -347,8 +348,8 @@ def _find_column(expr: A.Node, select: A.Select, columns: list[Column], clause: 
         matches = [i for i, c in enumerate(columns) if c.expr == expr]
     if not matches and isinstance(expr, A.Field):
         matches = [i for i, c in enumerate(columns) if c.label == expr.name]
-    if len(matches) > 1:
-        first = columns[matches[0]]
+    if matches and sum(columns[i].item == columns[matches[0]].item for i in matches) > 1:
+        first = columns[matches[0]]  # one SELECT item expanded to several columns (stats, percentile, funnel)
         kind = first.expr.kind if isinstance(first.expr, A.Aggregate) else first.aggregation
         raise error_at(f"{clause} cannot use {kind}(), which gives several values", expr)
     if matches and columns[matches[0]].aggregation in ("percentile", "stats", "funnel") and clause == "ORDER BY":
