@@ -22,53 +22,11 @@ MAX_QUERY_CHARS = 5_000
 MAX_DEPTH = 200
 #: Words the docs reserve; ``'between'`` in single quotes is a field name in a field position (see _subject).
 RESERVED = frozenset(
-    [
-        "select",
-        "from",
-        "where",
-        "orderby",
-        "and",
-        "or",
-        "exists",
-        "not",
-        "like",
-        "regex",
-        "regexp",
-        "compare",
-        "list",
-        "in",
-        "between",
-        "count",
-        "distinct",
-        "min",
-        "max",
-        "stats",
-        "sum",
-        "avg",
-        "stdev",
-        "filter",
-        "percentile",
-        "range",
-        "series",
-        "substring",
-        "indexof",
-        "length",
-        "trim",
-        "concat",
-        "now",
-        "having",
-        "since",
-        "until",
-        "limit",
-        "order",
-        "by",
-        "as",
-        "asc",
-        "desc",
-        "is",
-        "null",
-    ]
-)
+    ("select", "from", "where", "orderby", "and", "or", "exists", "not", "like", "regex", "regexp", "compare", "list",
+     "in", "between", "count", "distinct", "min", "max", "stats", "sum", "avg", "stdev", "filter", "percentile",
+     "range", "series", "substring", "indexof", "length", "trim", "concat", "now", "having", "since", "until",
+     "limit", "order", "by", "as", "asc", "desc", "is", "null")
+)  # fmt: skip
 #: The grammar's own keywords: never a bare field name (a later path segment, ``x.from``, is fine).
 KEYWORDS = frozenset(
     ("select", "distinct", "from", "where", "since", "until", "having", "order", "by", "orderby", "asc", "desc",
@@ -167,6 +125,9 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> AdqlError:
         msg = "'ago' is not ADQL: write SINCE 1 hour (relative to now) or SINCE <epoch ms>"
     elif before.endswith(("since", "until")) or re.search(r"(since|until)\s+\d+\s+\w+$", before):
         msg = "SINCE/UNTIL take an integer and an optional unit (m, h, d, w) or epoch milliseconds"
+    elif isinstance(exc, UnexpectedCharacters) and text[offset] in "'\"`":
+        what = "back-quoted name" if text[offset] == "`" else "string"
+        msg = f"unterminated {what}: no closing {text[offset]} after this one"
     elif isinstance(exc, UnexpectedCharacters):
         msg = f"unexpected character {text[offset]!r}; expected {_expected(exc)}"
     else:
