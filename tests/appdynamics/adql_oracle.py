@@ -404,10 +404,34 @@ def _compare(op: str, left: Any, right: Any) -> bool:
 
 
 def _coerce(value: Any, kind: str) -> Any:
-    from plugins.appdynamics.results import _INVALID, coerce_literal
-
-    coerced = coerce_literal(value, kind)
-    return None if coerced is _INVALID else coerced
+    """A literal read as a field's type, written independently of the plugin's ``coerce_literal`` (None when it
+    cannot be read so; the schema check turns those into 400s before evaluation)."""
+    if kind == "date":
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value.replace("z", "Z"))
+            except ValueError:
+                return None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return int(moment.replace(microsecond=0).timestamp()) * 1000 + moment.microsecond // 1000
+        return None if isinstance(value, bool) else int(value)
+    if kind in ("integer", "float"):
+        if isinstance(value, str):
+            try:
+                return int(value) if value.strip().lstrip("+-").isdigit() else float(value)
+            except ValueError:
+                return None
+        return None if isinstance(value, bool) else value
+    if kind == "boolean":
+        if isinstance(value, str):
+            return {"true": True, "false": False}.get(value.lower())
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def like_regex(pattern: str) -> re.Pattern:
