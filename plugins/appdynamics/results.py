@@ -170,41 +170,43 @@ def _check_comparable(node: A.Node, types: Mapping[str, str]) -> None:
         return
     kind = expr_type(subject, types)
     for other in others:
-        if isinstance(other, A.Literal) and coerce_literal(other.value, kind) is _INVALID:
+        if isinstance(other, A.Literal) and coerce_literal(other.value, kind) is CANNOT_COERCE:
             raise error_at(f"cannot compare a {kind} with {other.value!r}", other)
 
 
-_INVALID = object()
+#: Returned by :func:`coerce_literal` when a literal cannot be read as the field's type.
+CANNOT_COERCE = object()
 
 
 def coerce_literal(value: Any, kind: str) -> Any:
-    """A literal as a value of ``kind`` for comparison (the marker ``_INVALID`` when it cannot be one)."""
+    """A literal as a value of ``kind`` for comparison: dates as epoch ms (from ISO 8601 or a number), numbers
+    from numeric strings, strings from numbers/booleans; :data:`CANNOT_COERCE` when it cannot be one."""
     from .schema_types import parse_date
 
     if kind == "date":
         if isinstance(value, bool):
-            return _INVALID
+            return CANNOT_COERCE
         if isinstance(value, int | float):
             return int(value)
         try:
             return parse_date(value)
         except ValueError:
-            return _INVALID
+            return CANNOT_COERCE
     if kind in NUMERIC:
         if isinstance(value, bool):
-            return _INVALID
+            return CANNOT_COERCE
         if isinstance(value, int | float):
             return value
         try:
             return int(value) if value.strip().lstrip("+-").isdigit() else float(value)
         except ValueError:
-            return _INVALID
+            return CANNOT_COERCE
     if kind == "boolean":
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        return _INVALID
+        return CANNOT_COERCE
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
