@@ -410,8 +410,12 @@ def test_length_limit() -> None:
     ok = base + "x" * (5000 - len(base) - 1) + "'"
     assert len(ok) == 5000
     assert parse(ok).where == eq("b", "x" * (5000 - len(base) - 1))
-    with pytest.raises(AdqlError, match="5,001 characters long; ADQL allows at most 5,000"):
+    with pytest.raises(AdqlError, match="5,001 characters long; ADQL allows at most 5,000") as caught:
         parse(ok + " ")
+    assert (caught.value.line, caught.value.column) == (1, 5001)  # the first character past the limit
+    with pytest.raises(AdqlError) as caught:
+        parse("SELECT a\nFROM t WHERE b = '" + "x" * 6000 + "'")
+    assert (caught.value.line, caught.value.column) == (2, 5001 - len("SELECT a\n"))
 
 
 def test_positions_and_labels() -> None:

@@ -66,6 +66,7 @@ def test_create_body_shapes() -> None:
     assert validate_create_body({"schema": {"a": "STRING", "b": "Date"}}) == {"a": "string", "b": "date"}
     # the implicit fields may be declared as date; they are not stored as user fields
     assert validate_create_body({"schema": {"a": "integer", "eventTimestamp": "date"}}) == {"a": "integer"}
+    assert validate_create_body({"schema": {"eventTimestamp": "date"}}) == {}  # only the implicit fields
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,10 @@ def parse(text: str) -> A.Select:
     if not isinstance(text, str):
         raise AdqlError("the query must be text")
     if len(text) > MAX_QUERY_CHARS:
-        raise AdqlError(f"the query is {len(text):,} characters long; ADQL allows at most {MAX_QUERY_CHARS:,}")
+        line = text.count("\n", 0, MAX_QUERY_CHARS) + 1
+        column = MAX_QUERY_CHARS - (text.rfind("\n", 0, MAX_QUERY_CHARS) + 1) + 1
+        raise AdqlError(f"the query is {len(text):,} characters long; ADQL allows at most {MAX_QUERY_CHARS:,}",
+                        line, column)  # fmt: skip
     if not text.strip():
         raise AdqlError("the query is empty; expected SELECT ... FROM ...")
     try:
