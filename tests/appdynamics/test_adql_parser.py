@@ -116,6 +116,14 @@ DOC_EXAMPLES = [
      {"items": [F("userdata.practiceId"), (agg("avg", P("metrics", "End User Response Time (ms)")), "Response Time"),
                 count()]}),
     ("SELECT ADQL FROM biz_txn_v1", {"items": [F("ADQL")], "from": "biz_txn_v1"}),
+    # adql-reference.md open question: an unquoted bare word on the right is a field reference
+    ("SELECT * FROM transactions WHERE application = foo", {"where": cmp("=", F("application"), F("foo"))}),
+    # event types named in the references
+    ("SELECT * FROM logs", {"from": "logs"}),
+    ("SELECT * FROM mobile_snapshots", {"from": "mobile_snapshots"}),
+    ("SELECT count(*) FROM mobile_session_records", {"from": "mobile_session_records", "items": [count()]}),
+    ("SELECT count(*) FROM synth_session_records", {"from": "synth_session_records"}),
+    ("SELECT * FROM application_logs", {"from": "application_logs"}),
     # issue 9 (benchmark queries)
     ("SELECT productBrand, count(*) FROM myProducts", {"items": [F("productBrand"), count()]}),
     ("SELECT count(*) FROM myProducts WHERE userRating >= 3", {"where": cmp(">=", F("userRating"), L(3))}),
