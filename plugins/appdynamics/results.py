@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .adql import ast as A
-from .adql.parser import AdqlError, error_at
+from .adql.errors import AdqlError, error_at
 from .adql.semantics import Analysis, Column
 from .schema_types import IMPLICIT_FIELDS
 

@@ -13,7 +13,7 @@ import re
 from hypothesis import strategies as st
 
 from plugins.appdynamics.adql import ast as A
-from plugins.appdynamics.adql.parser import KEYWORDS
+from plugins.appdynamics.adql.ast import KEYWORDS
 
 T0 = 1_700_000_000_000
 FIELD_NAMES = ["name", "brand", "rating", "price", "flag", "when", "seg.user.step", "metrics.Resp Time (ms)",

@@ -29,6 +29,27 @@ STATS_PARTS = ("count", "min", "max", "avg", "sum")
 #: Time units of ``SINCE``/``UNTIL`` and of a ``series`` interval, in milliseconds.
 TIME_UNITS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
 
+#: Words the docs reserve; ``'between'`` in single quotes is a field name in a field position (see parser._subject).
+RESERVED = frozenset(
+    ("select", "from", "where", "orderby", "and", "or", "exists", "not", "like", "regex", "regexp", "compare", "list",
+     "in", "between", "count", "distinct", "min", "max", "stats", "sum", "avg", "stdev", "filter", "percentile",
+     "range", "series", "substring", "indexof", "length", "trim", "concat", "now", "having", "since", "until",
+     "limit", "order", "by", "as", "asc", "desc", "is", "null")
+)  # fmt: skip
+#: The grammar's own keywords: never a bare field name (a later path segment, ``x.from``, is fine).
+KEYWORDS = frozenset(
+    ("select", "distinct", "from", "where", "since", "until", "having", "order", "by", "orderby", "asc", "desc",
+     "limit", "as", "and", "or", "not", "in", "between", "like", "regexp", "regex", "is", "null", "true", "false")
+)  # fmt: skip
+#: Unit words of SINCE/UNTIL -> unit letter; ``series`` intervals also take seconds.
+TIME_UNIT_WORDS = {
+    "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
+    "h": "h", "hour": "h", "hours": "h",
+    "d": "d", "day": "d", "days": "d",
+    "w": "w", "week": "w", "weeks": "w",
+}  # fmt: skip
+SERIES_UNIT_WORDS = {**TIME_UNIT_WORDS, "s": "s", "sec": "s", "second": "s", "seconds": "s"}
+
 
 @dataclass(frozen=True)
 class Node:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ast as A
-from .parser import AdqlError, error_at, parse
+from .errors import AdqlError, error_at
+from .parser import parse
 
 MAX_GROUP_TERMS = 5
 DEFAULT_TERM_LIMIT = 10
