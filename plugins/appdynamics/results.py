@@ -218,8 +218,8 @@ def coerce_literal(value: Any, kind: str) -> Any:
 def iso_millis(epoch_ms: int | float) -> str:
     """``2015-12-01T10:15:00.000Z``: the API's rendering of a date."""
     ms = int(epoch_ms)
-    moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+    m = datetime.fromtimestamp(ms // 1000, tz=UTC)
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{ms % 1000:03d}Z"
 
 
 def render_rows(rows: Sequence[Sequence[Any]], types: Sequence[str], roles: Sequence[str]) -> list[list[Any]]:

@@ -21,6 +21,8 @@ SCHEMA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,254}")
 MAX_FIELD_NAME = 255
 MAX_FIELDS = 1_500
 INT64 = 2**63
+MIN_DATE_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z
+MAX_DATE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 _BAD_FIELD_CHARS = re.compile(r"[`\x00-\x1f\x7f]")
 
 
@@ -183,7 +185,15 @@ def parse_date(value: str) -> int:
 
 
 def to_epoch_ms(value: Any) -> int:
-    """A ``date`` value as sent by a client: epoch ms (integer, or an integral float) or an ISO 8601 string."""
+    """A ``date`` value as sent by a client: epoch ms (integer, or an integral float) or an ISO 8601 string,
+    between the years 1 and 9999 (so that every stored date renders as ISO 8601)."""
+    ms = _to_epoch_ms(value)
+    if not MIN_DATE_MS <= ms <= MAX_DATE_MS:
+        raise ValueError("date out of range (years 0001 to 9999)")
+    return ms
+
+
+def _to_epoch_ms(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("expected a date (ISO 8601 string or epoch milliseconds), got a boolean")
     if isinstance(value, int):

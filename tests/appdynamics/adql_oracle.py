@@ -87,7 +87,7 @@ def _roles(analysis: Analysis, types: Mapping[str, str]) -> list[str]:
 
 def _iso(ms: int) -> str:
     seconds, millis = divmod(int(ms), 1000)
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="seconds")[:-6] + f".{millis:03d}Z"
 
 
 # ---------------------------------------------------------------------------------------------- raw

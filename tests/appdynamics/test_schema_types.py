@@ -191,6 +191,14 @@ def test_dates_iso_or_epoch_ms_and_event_timestamp() -> None:
     assert stored[3] == {"eventTimestamp": PICKUP, "pickupTimestamp": PICKUP}  # the server sets pickupTimestamp
 
 
+def test_date_range_ends_render() -> None:
+    from plugins.appdynamics.results import iso_millis
+
+    [low, high] = validate_events([{"when": -62_135_596_800_000}, {"when": "9999-12-31T23:59:59.999Z"}], SCHEMA, 0)
+    assert iso_millis(low["when"]) == "0001-01-01T00:00:00.000Z"
+    assert iso_millis(high["when"]) == "9999-12-31T23:59:59.999Z"
+
+
 def test_nulls_are_absent_values() -> None:
     [stored] = validate_events([{"name": None, "n": 1}], SCHEMA, PICKUP)
     assert "name" not in stored and stored["n"] == 1
@@ -213,6 +221,8 @@ def test_nulls_are_absent_values() -> None:
         ([{}, {}, {"when": "yesterday"}], 2, "when", "not an ISO 8601 date"),
         ([{"when": True}], 0, "when", "got a boolean"),
         ([{"when": 1.5}], 0, "when", "whole number"),
+        ([{"when": 253_402_300_800_000}], 0, "when", "date out of range"),
+        ([{"eventTimestamp": -62_135_596_800_001}], 0, "eventTimestamp", "date out of range"),
         ([{"eventTimestamp": "2015-13-01T00:00:00Z"}], 0, "eventTimestamp", "date field"),
         ([{"unknown": 1}], 0, "unknown", "not a field of this schema"),
         ([{"segments": {"userData": {"other": 1}}}], 0, "segments.userData.other", "not a field"),
