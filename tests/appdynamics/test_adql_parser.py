@@ -481,3 +481,21 @@ def test_every_doc_example_is_in_the_table() -> None:
 
 def test_unicode_names() -> None:
     assert parse("SELECT ümlaut, données.prix FROM t").items[1].expr == P("données", "prix")
+
+
+def test_grammar_is_conflict_free_lalr(caplog: pytest.LogCaptureFixture) -> None:
+    """lark resolves shift/reduce conflicts silently (logging them at DEBUG); the grammar must have none."""
+    import logging
+    from pathlib import Path
+
+    from lark import Lark, logger
+
+    grammar = (Path(parse.__code__.co_filename).parent / "grammar.lark").read_text()
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="lark"):
+            Lark(grammar, parser="lalr", lexer="contextual", debug=True)
+    finally:
+        logger.setLevel(previous)
+    assert not [r for r in caplog.records if "conflict" in r.getMessage().lower()]
