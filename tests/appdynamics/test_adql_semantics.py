@@ -230,3 +230,10 @@ def test_same_expression_selected_twice_orders_by_the_first() -> None:
     b = analyze_text("SELECT a, count(*), count(*) AS c FROM t HAVING count(*) > 1 ORDER BY c")
     assert b.having == cmp(">", A.ColumnRef(1), L(1))
     assert [o.column for o in b.order_by] == [2]
+
+
+def test_referenced_fields() -> None:
+    a = analyze_text("SELECT a.b, filter(count(*), WHERE c = 1), funnel(u, d = 1, e = 2) FROM t WHERE f > 1")
+    assert a.referenced_fields() == {"a.b", "c", "u", "d", "e", "f", "eventTimestamp"}
+    b = analyze_text("SELECT x AS y FROM t WHERE y > 1 ORDER BY z")
+    assert b.referenced_fields() == {"x", "z", "eventTimestamp"}

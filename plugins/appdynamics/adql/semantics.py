@@ -95,6 +95,18 @@ class Analysis:
         return self.select.since.resolve(now_ms), until
 
 
+    def referenced_fields(self) -> frozenset[str]:
+        """Every field name the query reads (SELECT, WHERE, metric filters, funnel steps, unselected ORDER BY
+        keys), plus ``eventTimestamp``; for ``SELECT *`` the caller adds the whole schema."""
+        roots: list[A.Node] = [item.expr for item in self.select.items]
+        roots += [self.where] if self.where is not None else []
+        roots += [spec.expr for spec in self.order_by if spec.column is None]
+        names = {"eventTimestamp"}
+        for root in roots:
+            names.update(node.name for node in A.walk(root) if isinstance(node, A.Field))
+        return frozenset(names)
+
+
 def analyze_text(text: str) -> Analysis:
     """Parse and analyse in one step."""
     return analyze(parse(text))
