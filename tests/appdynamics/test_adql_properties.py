@@ -14,7 +14,7 @@ from plugins.appdynamics.adql.semantics import analyze
 from plugins.appdynamics.results import output_columns
 
 NOW = 1_700_000_000_000 + 5_000_000
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -89,13 +89,13 @@ ADQL_CHARS = st.sampled_from([
 ])  # fmt: skip
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(ADQL_CHARS, max_size=60).map("".join) | st.text(max_size=80))
 def test_arbitrary_text_only_raises_adql_errors(text: str) -> None:
     _accept_or_adql_error(text, {"a": "string", "b": "integer", "abc": "float"})
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schema_and_query(), st.data())
 def test_mutated_queries_only_raise_adql_errors(case, data) -> None:
     schema, query = case

@@ -27,7 +27,7 @@ JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dict
 SCHEMA = {"a": "string", "a2": "integer", "n": "float", "when": "date", "x.y": "boolean"}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(JSON)
 def test_create_body(body) -> None:
     try:
@@ -37,7 +37,7 @@ def test_create_body(body) -> None:
     assert all(kind in FIELD_TYPES for kind in fields.values())
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(JSON)
 def test_patch_body(body) -> None:
     try:
@@ -49,7 +49,7 @@ def test_patch_body(body) -> None:
     assert sorted(fields.values()).count("date") >= 1
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(JSON)
 def test_events(body) -> None:
     try:
@@ -65,7 +65,7 @@ def test_events(body) -> None:
             assert type(value) is expected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(JSON.map(json.dumps) | st.text(max_size=40))
 def test_query_bodies(body: str) -> None:
     try:
