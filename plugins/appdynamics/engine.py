@@ -24,9 +24,9 @@ from gateway.query import QueryError
 from gateway.storage import Backend
 
 from .adql import ast as A
+from .adql import compile as compiler
 from .adql.compile import (
     IMPLICIT,
-    MAX_GROUPS,
     Context,
     Level,
     Metrics,
@@ -202,9 +202,9 @@ def _grouped(backend: Backend, base: Any, analysis: Analysis, ctx: Context) -> t
 def _order_level(level: Level, buckets: list[dict], analysis: Analysis, metrics: Metrics) -> list[dict]:
     """ADQL's order of one level the core could not order: the ORDER BY keys concerning it (nulls last),
     then event count descending and key ascending (buckets: key ascending; ``range``: bound order)."""
-    if level.kind == "terms" and len(buckets) > MAX_GROUPS:
-        raise TooManyGroups(f"ordering groups by a metric works on at most {MAX_GROUPS} distinct values of "
-                            f"a group-by term")
+    if level.kind == "terms" and len(buckets) > compiler.MAX_GROUPS:
+        raise TooManyGroups(f"ordering groups by a metric works on at most {compiler.MAX_GROUPS:,} distinct values "
+                            f"of a group-by term")
     key = key_getter(level)
     items = list(buckets)
     if level.kind == "range":

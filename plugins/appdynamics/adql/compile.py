@@ -255,7 +255,7 @@ class Metrics:
         found = values[name]
         if isinstance(node, A.Funnel):
             if len(found) > MAX_GROUPS:
-                raise TooManyGroups(f"funnel() counts at most {MAX_GROUPS} distinct values")
+                raise TooManyGroups(f"funnel() counts at most {MAX_GROUPS:,} distinct values", *_where(node))
             step = 0 if part is None else part
             return sum(1 for bucket in found if all(bucket[f"s{k}"] > 0 for k in range(step + 1)))
         if node.kind == "stats":
@@ -270,6 +270,10 @@ class Metrics:
         if node.kind == "sum" and found is None:
             found = 0
         return typed(found, self.types[node])
+
+
+def _where(node: A.Node) -> tuple[int, int]:
+    return (node.pos[0], node.pos[1]) if node.pos is not None else (1, 1)
 
 
 def typed(value: Any, kind: str) -> Any:
