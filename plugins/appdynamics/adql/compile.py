@@ -28,7 +28,7 @@ from typing import Any
 from gateway.query import MISSING, Aggregation, AllOf, AnyOf, Computed, Filter, Not, Query, QueryError, Sort
 from gateway.query.semantics import field_getter
 
-from ...appdynamics.results import CANNOT_COERCE, coerce_literal, expr_type
+from ..results import CANNOT_COERCE, coerce_literal, column_type, expr_type
 from . import ast as A
 from .errors import AdqlError, error_at
 from .semantics import Analysis
@@ -307,8 +307,6 @@ def build_levels(analysis: Analysis, ctx: Context) -> list[Level]:
             kind = "range"
         else:
             kind = "terms"
-        from ...appdynamics.results import column_type
-
         levels.append(Level(column=term.column, name=f"g{depth}", node=node, kind=kind, limit=term.limit,
                             engine_ordered=bool(sort_keys) or kind == "range", sort_keys=sort_keys,
                             key_type=column_type(column, ctx.types)))
