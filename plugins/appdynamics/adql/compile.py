@@ -174,7 +174,8 @@ def raw_sort(analysis: Analysis, ctx: Context) -> tuple[Sort, ...]:
     for spec in analysis.order_by:
         expr = spec.expr if spec.column is None else analysis.columns[spec.column].expr
         source = ctx.source(expr)
-        if not spec.descending:  # the core puts missing values first ascending; ADQL last
+        always = isinstance(expr, A.Field) and expr.name in IMPLICIT  # never null: the core sorts it natively
+        if not spec.descending and not always:  # the core puts missing values first ascending; ADQL last
             get = ctx.evaluator.value(expr)
             sorts.append(Sort(Computed(f"adql-null:{expr!r}", lambda e, get=get: int(get(e) is None))))
         sorts.append(Sort(source, spec.descending))
