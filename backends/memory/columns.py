@@ -107,8 +107,8 @@ def _terms(agg: Aggregation, runs: Sequence[tuple[Any, int, int]]) -> Any:
     if not subs:
         counts: Counter[Any] = Counter()
         for run, lo, hi in runs:
-            for v in _present(keys[id(run)].values[lo:hi]):
-                counts[normalize_key(v)] += 1
+            counts.update(_present(keys[id(run)].values[lo:hi]))  # True == 1: merged as normalize_key does
+        counts = Counter({normalize_key(key): n for key, n in counts.items()})
         return [{"key": key, "count": count} for key, count in order_buckets(agg, counts)]
     members: dict[Any, list[tuple[Any, list[int]]]] = {}
     for run, lo, hi in runs:
