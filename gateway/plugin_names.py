@@ -11,4 +11,5 @@ BUILTIN_APIS: dict[str, str] = {
     "fluid_topics": "plugins.fluid_topics",
 }
 #: Built-in storage backends, always registered (each serves only the URL schemes it declares).
-BUILTIN_BACKENDS: tuple[str, ...] = ("backends.memory", "backends.sqlite", "backends.elasticsearch")
+BUILTIN_BACKENDS: tuple[str, ...] = ("backends.memory", "backends.sqlite", "backends.elasticsearch",
+                                     "backends.postgresql")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg_server import postgres_server, postgres_url  # noqa: F401 - fixtures shared by the suite
 from support import RunningServer, base_config, free_port, start_server, write_config
 
 
