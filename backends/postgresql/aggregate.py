@@ -164,7 +164,7 @@ class Aggregator:
                 anc, values = anc_of(row), list(row[2 * depth:])
                 for a in metrics:
                     if a.kind == "avg":
-                        total, count = codec.number(values.pop(0)), values.pop(0)
+                        total, count = codec.number(values.pop(0)), int(values.pop(0) or 0)
                         put(anc, a.name, total / count if count else None)
                     elif a.kind == "count":
                         put(anc, a.name, values.pop(0))

@@ -88,10 +88,8 @@ def number(value: Decimal | int | float | None) -> int | float | None:
     return float(value)
 
 
-def decimal(value: int | float | bool) -> Decimal | int:
+def decimal(value: int | float | bool) -> Decimal:
     """A number bound as a parameter compared with ``numeric`` values (floats by their shortest repr)."""
-    if isinstance(value, bool):
-        return int(value)
     if isinstance(value, float):
         return Decimal(repr(value))
-    return value
+    return Decimal(int(value))
