@@ -109,7 +109,8 @@ class Aggregator:
     def source(self, ctx: Sequence[KeySpec], extra_join: str = "") -> str:
         """FROM ... WHERE ... of the rows of one level: events joined with their ancestor keys."""
         joins = "".join(f" {spec.join}" for spec in ctx if spec.join)
-        conds = [self.where, *(spec.cond for spec in ctx if spec.cond), *(spec.selected for spec in ctx if spec.selected)]
+        conds = [self.where, *(spec.cond for spec in ctx if spec.cond),
+                 *(spec.selected for spec in ctx if spec.selected)]
         return f"FROM {self.table} e{joins}{extra_join} WHERE {' AND '.join(conds)}"
 
     @staticmethod
@@ -160,7 +161,8 @@ class Aggregator:
                 joins += join
                 columns.append({"sum": f"sum({m}.sum)", "avg": f"sum({m}.sum), sum({m}.cnt)",
                                 "min": f"min({m}.min)", "max": f"max({m}.max)"}[a.kind])
-            for row in self.rows(f"SELECT {select}{', '.join(columns)} {self.source(ctx, joins)}{group}", self.c.params):
+            sql = f"SELECT {select}{', '.join(columns)} {self.source(ctx, joins)}{group}"
+            for row in self.rows(sql, self.c.params):
                 anc, values = anc_of(row), list(row[2 * depth:])
                 for a in metrics:
                     if a.kind == "avg":

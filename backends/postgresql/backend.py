@@ -13,6 +13,7 @@ Queries run in one read-only REPEATABLE READ transaction (page, total and aggreg
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,7 +32,7 @@ from .reference import check_event, decode_position, encode_position, value_matc
 from .schema import quoted
 
 _MISSING_STREAM = "the batch names a stream that does not exist; nothing was stored"
-_EVENT_COLUMNS = "e.seq, e.stream_id, e.id, e.type, e.timestamp, e.received_at, e.user_id, e.session_id, e.data"
+_EVENT_COLUMNS = "e.seq, e.stream_id, e.id, e.type, e.timestamp, e.received_at, e.user_id, e.session_id, e.doc"
 # Up to this many streams, a page in time order reads each stream's time index in order and merges.
 _MAX_UNION_STREAMS = 32
 
@@ -48,10 +49,9 @@ class PostgresBackend(Backend):
         self.db = Database(self.settings)
         s = quoted(self.settings.schema)
         self.streams_table, self.events_table = f"{s}.streams", f"{s}.events"
-        try:  # migrate now when the server answers; otherwise on first use (the gateway still starts)
+        # Migrate now when the server answers; otherwise on first use (the gateway starts anyway).
+        with contextlib.suppress(psycopg.OperationalError):
             self.db.ensure_schema()
-        except psycopg.OperationalError:
-            pass
 
     # -- catalog -----------------------------------------------------------------------------------
     @staticmethod
@@ -106,15 +106,16 @@ class PostgresBackend(Backend):
     # -- events ------------------------------------------------------------------------------------
     def append(self, events: Sequence[Event], create_streams: bool = False) -> int:
         """Store the batch in one transaction; return how many events were new (duplicate ids skipped)."""
-        columns: list[list[Any]] = [[] for _ in range(8)]
+        columns: list[list[Any]] = [[] for _ in range(9)]
         names: dict[tuple[str, str, str], None] = {}
         for event in events:
             check_event(event)
             key = (event.tenant, event.plugin, codec.encode_str(event.stream))
             names[key] = None
+            text = codec.canonical(event.data)
             values = (key, codec.encode_str(event.id), codec.scalar_text(event.type, "type"), event.timestamp,
                       event.received_at, codec.scalar_text(event.user_id, "user_id"),
-                      codec.scalar_text(event.session_id, "session_id"), codec.document_text(event.data))
+                      codec.scalar_text(event.session_id, "session_id"), codec.document_text(event.data, text), text)
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
         if not events:
@@ -138,8 +139,9 @@ class PostgresBackend(Backend):
                 try:
                     return conn.execute(
                         f"INSERT INTO {self.events_table} (stream_id, id, type, timestamp, received_at, user_id, "
-                        "session_id, data) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[]::jsonb[], "
-                        "%s::bigint[], %s::bigint[], %s::text[]::jsonb[], %s::text[]::jsonb[], %s::text[]::jsonb[]) "
+                        "session_id, data, doc) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[]::jsonb[], "
+                        "%s::bigint[], %s::bigint[], %s::text[]::jsonb[], %s::text[]::jsonb[], %s::text[]::jsonb[], "
+                        "%s::text[]) "
                         "ON CONFLICT (stream_id, id) DO NOTHING",
                         ([ids[key] for key in columns[0]], *columns[1:])).rowcount
                 except psycopg.errors.ForeignKeyViolation as exc:
@@ -147,7 +149,8 @@ class PostgresBackend(Backend):
 
         return self.db.run(work)
 
-    def _stream_ids(self, conn: psycopg.Connection, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+    def _stream_ids(self, conn: psycopg.Connection,
+                    keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
         """Ids of the (tenant, plugin, stored name) streams that exist."""
         rows = conn.execute(f"SELECT s.tenant, s.plugin, s.name, s.id FROM {self.streams_table} s "
                             "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS u(t, p, n) "
@@ -238,7 +241,7 @@ class PostgresBackend(Backend):
             result.next_cursor = encode_position(values, last_row[0])
         result.events = [Event(tenant=query.tenant, plugin=query.plugin, stream=sids[row[1]],
                                id=codec.decode_str(row[2]), type=row[3], timestamp=row[4], received_at=row[5],
-                               user_id=row[6], session_id=row[7], data=row[8]) for row in found]
+                               user_id=row[6], session_id=row[7], data=json.loads(row[8])) for row in found]
 
     # -- operations --------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

@@ -1,15 +1,17 @@
 """Values between Python and PostgreSQL: strings PostgreSQL cannot hold, numbers, jsonb text.
 
 PostgreSQL's ``text`` and ``jsonb`` cannot hold the character U+0000, which JSON allows (and the gateway
-accepts). Strings containing it are stored with a reversible escape: U+E000 (a private-use character)
-becomes U+E000 U+E001 and U+0000 becomes U+E000 U+E002. The escape maps each character on its own, so
-equality, ``prefix`` and ``contains`` filters keep working on escaped values; only the sort order of
-strings holding U+0000 or U+E000 differs from the other backends. Documents without either character
-(virtually all) are stored and read without any rewriting.
+accepts). Strings containing it are stored in ``jsonb`` and ``text`` columns with a reversible escape:
+U+E000 (a private-use character) becomes U+E000 U+E001 and U+0000 becomes U+E000 U+E002. The escape
+maps each character on its own, so equality, ``prefix`` and ``contains`` filters keep working on escaped
+values; only the sort order of strings holding U+0000 or U+E000 differs from the other backends.
+Documents without either character (virtually all) are stored and read without any rewriting.
+
+(Documents are also stored as their exact JSON text, which escapes U+0000, and are read back from it.)
 
 ``numeric`` results come back as `Decimal`; `number` turns them into the int or float the document held
-(a scale of 0 means an integer; note that jsonb keeps numbers as decimals, so a float such as ``1e20``
-comes back as the integer 100000000000000000000, equal in value).
+(a scale of 0 means an integer: jsonb keeps numbers as decimals, so a float such as ``1e20`` seen by an
+aggregation is the integer 100000000000000000000, equal in value).
 """
 
 from __future__ import annotations
@@ -52,10 +54,16 @@ def encode_value(value: Any) -> Any:
     return _walk(value, encode_str)
 
 
+def canonical(data: Any) -> str:
+    """The exact stored text of a document (column ``doc``): compact, ASCII-only JSON, which any text
+    column holds (U+0000 is the six characters of its escape)."""
+    return json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+
+
 def document_text(data: Any, text: str | None = None) -> str:
-    """The jsonb input text of a document; `text` is its compact ASCII JSON when already made."""
+    """The jsonb input text of a document (column ``data``); `text` is its `canonical` text when made."""
     if text is None:
-        text = json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+        text = canonical(data)
     if "\\u0000" in text or "\\ue000" in text:
         return json.dumps(encode_value(data), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
     return text

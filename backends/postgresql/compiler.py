@@ -57,7 +57,8 @@ def text_of(x: str) -> str:
 
 def elements(x: str) -> str:
     """SQL: a set of the jsonb values of a field (an array's elements, or the value itself) as ``v(j)``."""
-    return f"jsonb_array_elements(CASE WHEN jsonb_typeof({x}) = 'array' THEN {x} ELSE jsonb_build_array({x}) END) AS v(j)"
+    return (f"jsonb_array_elements(CASE WHEN jsonb_typeof({x}) = 'array' THEN {x} "
+            f"ELSE jsonb_build_array({x}) END) AS v(j)")
 
 
 class SortKey:
@@ -219,7 +220,8 @@ class Compiler:
         if kind == "text":
             return SortKey(sort, "", "2", "NULL::numeric", x, kind)
         if kind == "scalar":
-            rank = f"(CASE jsonb_typeof({x}) WHEN 'string' THEN 2 WHEN 'number' THEN 1 WHEN 'boolean' THEN 1 ELSE 0 END)"
+            rank = f"(CASE jsonb_typeof({x}) WHEN 'string' THEN 2 WHEN 'number' THEN 1 WHEN 'boolean' THEN 1 " \
+                "ELSE 0 END)"
             return SortKey(sort, "", rank, num(x), text_of(x), kind)
         pick = "max" if sort.descending else "min"
         first, second = ("s", "n") if sort.descending else ("n", "s")

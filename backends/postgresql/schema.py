@@ -11,8 +11,10 @@ Layout:
 * ``events``: one row per event; ``seq`` (identity) is the insertion order that breaks sort ties;
   ``UNIQUE (stream_id, id)`` makes id de-duplication hold under racing inserts from any number of hosts
   (appends use ``INSERT ... ON CONFLICT DO NOTHING``). ``type``, ``user_id`` and ``session_id`` are
-  ``jsonb`` scalars (they keep their JSON type, as in the other backends; NULL when absent) and ``data``
-  the vendor document as ``jsonb``. Indexes: (stream_id, timestamp, seq) for time ranges and pages,
+  ``jsonb`` scalars (they keep their JSON type, as in the other backends; NULL when absent), ``data``
+  the vendor document as ``jsonb`` (what queries read) and ``doc`` its exact compact JSON text (what is
+  handed back: jsonb would reorder keys and respell numbers, and the other backends return documents
+  exactly as stored). Indexes: (stream_id, timestamp, seq) for time ranges and pages,
   (stream_id, type, timestamp, seq) for the type filters every vendor uses; tenant and plugin select
   streams through the catalog's unique index.
 """
@@ -45,6 +47,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
                user_id jsonb,
                session_id jsonb,
                data jsonb NOT NULL,
+               doc text NOT NULL,
                UNIQUE (stream_id, id))""",
         "CREATE INDEX events_by_time ON {s}.events (stream_id, timestamp, seq)",
         "CREATE INDEX events_by_type ON {s}.events (stream_id, type, timestamp, seq)",
