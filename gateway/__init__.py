@@ -1,6 +1,7 @@
 """Event Gateway core: app factory, plugin API, configuration, auth, quotas, errors, storage interface.
 
-Plugin authors need only `hookimpl` (and the helpers in `gateway.api`); they never import pluggy.
+Plugin authors need only `hookimpl`, `gateway.vendor.VendorApi` and the helpers in `gateway.api`; they never
+import pluggy.
 """
 
 from .hookspecs import hookimpl

@@ -45,5 +45,4 @@ def health() -> Response:
 def plugins() -> Response:
     """Loaded plugins with versions, hooks and routes (as ``event-gateway plugins``)."""
     state = get_state()
-    routes = {name: api.routes for name, api in state.apis.items()}
-    return json_response({"plugins": describe_plugins(state.pm, routes)})
+    return json_response({"plugins": describe_plugins(state.pm, state.apis)})

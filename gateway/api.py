@@ -12,7 +12,7 @@ from typing import Any
 from flask import g, request
 
 from .auth import Credential
-from .errors import Forbidden, Unauthorized
+from .errors import Forbidden, MissingCredentials
 from .events import Event, Stream, new_event_id, now_ms
 from .netaddr import client_ip as _client_ip
 from .quotas import quota
@@ -27,7 +27,7 @@ def credential() -> Credential:
     """The authenticated caller of this request."""
     cred = g.get("credential")
     if cred is None:
-        raise Unauthorized("missing authentication credentials", detail="missing")
+        raise MissingCredentials()
     return cred
 
 
@@ -46,9 +46,14 @@ def backend() -> Backend:
     return get_state().backend
 
 
-def plugin_settings(name: str) -> dict[str, Any]:
-    """The ``[plugins.<name>]`` table of the configuration."""
-    return get_state().config.plugin_settings(name)
+def plugin_settings(name: str | None = None) -> Any:
+    """The ``[plugins.<name>]`` table (default: the current request's API) as its declared schema loaded it.
+
+    Loaded once at start-up. A plugin that declares no API (an enricher, say) gets its raw table.
+    """
+    state = get_state()
+    api = state.apis.get(name or request.blueprint or "")
+    return api.settings if api is not None else state.config.plugin_settings(name or "")
 
 
 def client_ip() -> str | None:

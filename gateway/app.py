@@ -1,6 +1,10 @@
 """The app factory: configuration + plugins + storage + quotas -> one Flask app.
 
-Request pipeline for a plugin's route: CORS preflight -> authenticate with the plugin's scheme (401) ->
+Start-up: plugins (`gateway.plugins`) -> each plugin's `VendorApi` declarations (`register_apis`) -> routes,
+quotas, ``[plugins.<name>]`` settings (loaded once by the declared schema) and credential grants (checked
+against the declared actions) -> backend -> `startup` hooks.
+
+Request pipeline for a plugin's route: CORS preflight -> authenticate with the API's declared reader (401) ->
 quotas (429, `gateway.quotas`) -> the plugin's view (which checks its grant, 403, validates, stores) -> JSON response.
 Any exception on the way is turned into a `GatewayError` and rendered by the API the path belongs to.
 """
@@ -12,7 +16,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Flask, Response, g, request
+from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from . import admin, cors, quotas
@@ -22,15 +27,18 @@ from .errors import (
     BadRequest,
     GatewayError,
     InternalError,
+    InvalidCredentials,
+    MissingCredentials,
     ServiceUnavailable,
-    Unauthorized,
     from_http_exception,
     render_gateway_error,
 )
 from .jsonbody import read_body
-from .plugins import allow_list, build_plugin_manager, known_plugin_names, registered_backends
+from .plugins import allow_list, build_plugin_manager, declared_apis, known_plugin_names, registered_backends
 from .state import EXTENSION_KEY, Api, GatewayState, get_state
 from .storage import Backend, BackendUnavailable, backend_from_url
+from .validation import flatten_errors
+from .vendor import VendorApi, check_grant
 
 log = logging.getLogger("event_gateway")
 
@@ -48,6 +56,8 @@ def create_app(config: Config | Mapping[str, Any] | str | os.PathLike[str] | Non
         log.warning(warning)
     pm = build_plugin_manager(cfg.plugins["enabled"], disabled=cfg.plugins["disabled"], allowed=allow_list(),
                               extra=plugins)
+    declared = declared_apis(pm)
+    check_credentials(cfg, declared)
     if backend is None:
         try:
             backend = backend_from_url(cfg.storage["url"], cfg.storage["options"], registered_backends(pm))
@@ -63,7 +73,7 @@ def create_app(config: Config | Mapping[str, Any] | str | os.PathLike[str] | Non
     app.extensions[EXTENSION_KEY] = state
 
     app.register_blueprint(admin.blueprint)
-    _register_apis(app, state)
+    _register_apis(app, state, declared)
     _check_settings(cfg, state)
 
     cors.init_app(app, cfg.cors)
@@ -84,26 +94,22 @@ def _as_config(config: Config | Mapping[str, Any] | str | os.PathLike[str] | Non
     return load_config(config)
 
 
-def _blueprints(results: Iterable[Any]) -> list[Blueprint]:
-    out: list[Blueprint] = []
-    for result in results:
-        if result is None:
-            continue
-        out.extend([result] if isinstance(result, Blueprint) else result)
-    return out
+def check_credentials(cfg: Config, declared: dict[str, tuple[str, VendorApi]]) -> None:
+    """Every credential grant must name an installed plugin and, for a loaded API, a declared action."""
+    apis = {name: api for name, (_, api) in declared.items()}
+    known = known_plugin_names() | {plugin for plugin, _ in declared.values()}
+    for index, cred in enumerate(cfg.credentials):
+        for grant in cred.grants:
+            problem = check_grant(grant, apis, known)
+            if problem:
+                raise ConfigError(f"credentials[{index}] [{cred.id}]: {problem}")
 
 
-def _register_apis(app: Flask, state: GatewayState) -> None:
-    pm = state.pm
-    for bp in _blueprints(pm.hook.register_routes(app=app)):
-        if bp.name in state.apis or bp.name == admin.blueprint.name:
-            raise ConfigError(f"two plugins register the API [{bp.name}]")
-        app.register_blueprint(bp)
-        declared: dict[str, str] = {}
-        for limits in pm.hook.quota_limits(api=bp.name):
-            declared.update(limits or {})
-        state.apis[bp.name] = Api(name=bp.name, read_credential=pm.hook.auth_scheme(api=bp.name),
-                                  render_error=pm.hook.error_renderer(api=bp.name), quotas=declared)
+def _register_apis(app: Flask, state: GatewayState, declared: dict[str, tuple[str, VendorApi]]) -> None:
+    for name, (plugin, api) in declared.items():
+        app.register_blueprint(api.blueprint)
+        state.apis[name] = Api(name=name, read_credential=api.read_credential, render_error=api.render_error,
+                               declaration=api, plugin=plugin, quotas=dict(api.quotas))
     prefixes: dict[str, str] = {}
     for rule in app.url_map.iter_rules():
         api_name = rule.endpoint.partition(".")[0]
@@ -136,6 +142,23 @@ def _check_settings(cfg: Config, state: GatewayState) -> None:
     for name in cfg.plugins["settings"]:
         if name not in installed:
             raise ConfigError(f"plugins.{name}: no plugin of that name is installed")
+    for api in state.apis.values():
+        api.settings = load_settings(api.declaration, cfg.plugin_settings(api.name))
+
+
+def load_settings(api: VendorApi, raw: dict[str, Any]) -> Any:
+    """``[plugins.<name>]`` loaded by the API's declared schema (once, at start-up); `ConfigError` naming the key."""
+    schema = api.settings_schema
+    if schema is None:
+        if raw:
+            raise ConfigError(f"plugins.{api.name}.{next(iter(raw))}: API [{api.name}] takes no settings")
+        return {}
+    try:
+        return schema().load(raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{path}: {message}" for path, message in flatten_errors(err.messages,
+                                                                                      prefix=f"plugins.{api.name}"))
+        raise ConfigError(f"invalid configuration: {problems}") from None
 
 
 def _authenticate() -> None:
@@ -146,10 +169,10 @@ def _authenticate() -> None:
         return
     presented = api.read_credential(request)
     if presented is None:
-        raise Unauthorized("missing authentication credentials", detail="missing")
+        raise MissingCredentials()
     credential = state.credentials.authenticate(presented)
     if credential is None:
-        raise Unauthorized("unable to authenticate with the provided credentials", detail="invalid")
+        raise InvalidCredentials()
     g.credential = credential
     g.presented = presented
     state.quotas.check(credential, request.endpoint)

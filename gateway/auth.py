@@ -1,6 +1,6 @@
 """Credentials and grants: who is calling, which tenant they act for, and what they may do.
 
-Plugins decide how a credential is *presented* (their `auth_scheme`: an ES API key, a Bearer token,
+Plugins decide how a credential is *presented* (their declared `read_credential`: an ES API key, a Bearer token,
 an AppDynamics account header ...) using the readers below; the core decides whether it is *valid*.
 Secrets are kept only as sha256 digests and compared in constant time. Grants are
 ``plugin:action[:stream]`` patterns with ``*``/``?`` wildcards; a grant without a stream part covers every
@@ -108,7 +108,7 @@ class CredentialStore:
         return cred if hmac.compare_digest(self._by_id[cred.id][0], digest) else None
 
 
-# -- readers for the usual schemes; plugins combine them in their `auth_scheme` -------------------------
+# -- readers for the usual schemes; an API combines them into its `read_credential` ---------------------
 
 def authorization(request: Request) -> tuple[str, str] | None:
     """The ``Authorization`` header split into (lower-case scheme, parameter), or None."""

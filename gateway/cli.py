@@ -96,13 +96,15 @@ def plugins(config_file: str | None, as_json: bool) -> None:
     from .state import get_state
 
     state = get_state(_app(_config(config_file)))
-    described = describe_plugins(state.pm, {name: api.routes for name, api in state.apis.items()})
+    described = describe_plugins(state.pm, state.apis)
     if as_json:
         click.echo(json.dumps(described, indent=2))
         return
     for plugin in described:
         click.echo(f"{plugin['name']} {plugin['version']}{' (built-in)' if plugin['builtin'] else ''}")
         click.echo(f"  hooks:  {', '.join(plugin['hooks'])}")
+        for grant in plugin["grants"]:
+            click.echo(f"  grant:  {grant}")
         for route in plugin["routes"]:
             click.echo(f"  route:  {route}")
 
@@ -154,6 +156,10 @@ def keys_new(tenant: str, grants: tuple[str, ...], key_id: str | None) -> None:
                                             "secret_sha256": sha256_hex(secret)})
     if problems:
         _fail(f"invalid key: {problems}")
+    for grant in grants:
+        problem = _grant_problem(grant)
+        if problem:
+            _fail(f"invalid key: {problem}")
     import base64
 
     click.echo(f"# secret (shown once, store it in the client): {secret}")
@@ -163,6 +169,18 @@ def keys_new(tenant: str, grants: tuple[str, ...], key_id: str | None) -> None:
     click.echo(f"secret_sha256 = \"{sha256_hex(secret)}\"")
     click.echo(f"tenant = {json.dumps(tenant)}")
     click.echo(f"grants = [{', '.join(json.dumps(g) for g in grants)}]")
+
+
+def _grant_problem(grant: str) -> str | None:
+    """Why a grant would fail `check`, judged against every installed plugin's declared actions."""
+    from .plugins import PluginLoadError, build_plugin_manager, declared_apis, known_plugin_names
+    from .vendor import check_grant
+
+    try:
+        declared = declared_apis(build_plugin_manager(None))
+    except (ConfigError, PluginLoadError) as exc:
+        return f"cannot load the installed plugins to check the grant: {exc}"
+    return check_grant(grant, {name: api for name, (_, api) in declared.items()}, known_plugin_names())
 
 
 def _time_ms(value: str | None, name: str) -> int | None:

@@ -19,7 +19,7 @@ from typing import Any
 from limits import parse_many
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from .plugin_names import BUILTIN_APIS
+from .validation import error_items
 
 ENV_PREFIX = "EVENT_GATEWAY_"
 DEFAULT_CONFIG_PATH = Path("config/gateway.toml")
@@ -82,7 +82,7 @@ class QuotasSchema(_Strict):
 
 
 class PluginsSchema(_Strict):
-    enabled = fields.List(fields.String(), load_default=lambda: list(BUILTIN_APIS))
+    enabled = fields.List(fields.String(), load_default=None)  # None: every built-in API (gateway.plugins)
     disabled = fields.List(fields.String(), load_default=list)
     settings = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
 
@@ -134,7 +134,7 @@ class Config:
     warnings: tuple[str, ...] = field(default=())
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
-        """The ``[plugins.settings.<name>]`` table (plugins validate their own settings)."""
+        """The raw ``[plugins.<name>]`` table (an API's declared schema validates it at start-up)."""
         return dict(self.plugins["settings"].get(name, {}))
 
 
@@ -209,22 +209,12 @@ def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> tupl
     return result, origin
 
 
-def _flatten_errors(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            key_path = f"{prefix}.{key}" if prefix and key != "_schema" else (prefix or str(key))
-            if key == "_schema":
-                key_path = prefix or "<root>"
-            out.extend(_flatten_errors(value, key_path))
-    elif isinstance(messages, list) and messages and all(isinstance(m, str) for m in messages):
-        out.append((prefix, "; ".join(messages)))
-    elif isinstance(messages, list):
-        for item in messages:
-            out.extend(_flatten_errors(item, prefix))
-    else:
-        out.append((prefix, str(messages)))
-    return out
+def _flatten_errors(messages: Any) -> list[tuple[str, str]]:
+    """(dotted key, "; "-joined messages) per key, as configuration errors name keys (``credentials.0.id``)."""
+    grouped: dict[str, list[str]] = {}
+    for path, message in error_items(messages):
+        grouped.setdefault(".".join(str(key) for key in path) or "<root>", []).append(message)
+    return [(key, "; ".join(found)) for key, found in grouped.items()]
 
 
 def _public_key(path: str) -> str:

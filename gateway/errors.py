@@ -2,8 +2,9 @@
 
 Handlers and the core raise `GatewayError` subclasses that say *what* went wrong (status, a neutral
 `code`, a message naming the field). *How* it looks on the wire is the business of the API the request
-belongs to: each plugin supplies a renderer through the `error_renderer` hook; routes of no plugin
-(``/_gateway/...``, unknown paths) use `render_gateway_error`.
+belongs to: each API declares a renderer (`gateway.vendor.VendorApi.render_error`); routes of no plugin
+(``/_gateway/...``, unknown paths) use `render_gateway_error`. Renderers tell cases apart by type
+(`MissingCredentials` vs `InvalidCredentials`), never by comparing strings.
 """
 
 from __future__ import annotations
@@ -50,6 +51,20 @@ class Unauthorized(GatewayError):
     status, code = 401, "unauthorized"
 
 
+class MissingCredentials(Unauthorized):
+    """The request carried no credential the API's scheme could read."""
+
+    def __init__(self, message: str = "missing authentication credentials", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+
+
+class InvalidCredentials(Unauthorized):
+    """The request carried a credential the gateway does not know (or a wrong secret)."""
+
+    def __init__(self, message: str = "unable to authenticate with the provided credentials", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+
+
 class Forbidden(GatewayError):
     """Valid credentials without the grant the route needs."""
 
@@ -72,6 +87,11 @@ class MethodNotAllowed(GatewayError):
         self.allowed = sorted(allowed or [])
         if self.allowed:
             self.headers.setdefault("Allow", ", ".join(self.allowed))
+
+
+def allowed_methods(error: GatewayError) -> list[str]:
+    """The methods a 405 names to the client: the route's own, without the implicit HEAD and OPTIONS."""
+    return [m for m in getattr(error, "allowed", ()) if m not in ("HEAD", "OPTIONS")]
 
 
 class PayloadTooLarge(GatewayError):

@@ -5,6 +5,10 @@ Every API reads JSON, and every one must answer bad JSON with a 4xx in its own f
 surrogate escapes (they could never be written back out as UTF-8), integers too long to convert, nesting
 deeper than `MAX_DEPTH` — and, on request, duplicate keys (Elasticsearch's parser rejects them). Problems
 raise `InvalidJSON`, a `BadRequest` with code ``invalid_json`` and the position, rendered by the plugin.
+
+`read_json` is what a view calls: the Content-Type check (415), the body (413 beyond the limit), the
+strict parse and the shape the view expects, each failure a distinct type (`EmptyBody`, `WrongShape`,
+`InvalidJSON`, `UnsupportedMediaType`) that the API words in its vendor's terms.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from flask import Request
 
-from .errors import BadRequest, PayloadTooLarge
+from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 MAX_DEPTH = 512
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -37,6 +41,60 @@ class InvalidJSON(BadRequest):
     def describe(self) -> str:
         """The message with its position, for plugins that word errors themselves."""
         return f"{self.message} (line {self.line}, column {self.column})" if self.line is not None else self.message
+
+
+class EmptyBody(InvalidJSON):
+    """The request has no body (or only whitespace) where a JSON document is expected."""
+
+    def __init__(self) -> None:
+        super().__init__("the request body is empty")
+
+
+class WrongShape(InvalidJSON):
+    """The body is valid JSON of another type than expected; `found` names it (``a string``, ``null`` ...)."""
+
+    def __init__(self, found: str, value: Any) -> None:
+        super().__init__(f"the request body must not be {found}")
+        self.found, self.value = found, value
+
+
+def json_type_name(value: Any) -> str:
+    """How a JSON value's type reads in a message: ``null``, ``a boolean``, ``a number``, ``an object`` ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    return "an array"
+
+
+def read_json(request: Request, *, expect: type | tuple[type, ...] = (dict, list),
+              reject_duplicate_keys: bool = False) -> Any:
+    """The request's JSON body, parsed strictly, of the type(s) in `expect` (``dict``, ``list`` or both).
+
+    A Content-Type that is not JSON (``application/json`` or ``application/*+json``) is a 415; a request
+    without one is read as JSON (curl and scripts sometimes omit it). Raises `EmptyBody`, `InvalidJSON`
+    or `WrongShape` (all 400s) for the API to word.
+    """
+    header = request.headers.get("Content-Type")
+    if header and not is_json_media_type(header):
+        raise UnsupportedMediaType(f"Content-Type must be application/json (got {header})")
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise EmptyBody()
+    value = parse_json(raw, reject_duplicate_keys=reject_duplicate_keys)
+    if not isinstance(value, expect) or (bool not in _as_tuple(expect) and isinstance(value, bool)):
+        raise WrongShape(json_type_name(value), value)
+    return value
+
+
+def _as_tuple(expect: type | tuple[type, ...]) -> tuple[type, ...]:
+    return expect if isinstance(expect, tuple) else (expect,)
 
 
 def is_json_media_type(header: str | None) -> bool:

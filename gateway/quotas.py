@@ -1,7 +1,7 @@
 """Quotas: a default per credential across all APIs, plus named per-plugin limits.
 
 * ``quotas.default`` is keyed by credential id, so one key's traffic to every API counts against one budget.
-* A plugin declares named limits in its `quota_limits` hook (e.g. ``{"post_event": "1000 per second"}``)
+* An API declares named limits in its `VendorApi.quotas` (e.g. ``{"post_event": "1000 per second"}``)
   and marks views with ``@quota("post_event")``; ``[quotas.<plugin>] post_event = "..."`` overrides the
   value. A named limit is shared by every view carrying the name, per credential or per tenant.
 * ``quotas.storage_url`` is ``memory://`` (per process: each gunicorn worker counts alone) or Redis,

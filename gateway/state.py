@@ -21,19 +21,28 @@ if TYPE_CHECKING:
     from .errors import GatewayError
     from .quotas import Quotas
     from .storage import Backend
+    from .vendor import VendorApi
 
 EXTENSION_KEY = "event_gateway"
 
 
 @dataclass
 class Api:
-    """One served API (a plugin's blueprint) and what the core needs to serve it."""
+    """One served API: its declaration, and what the core derived from it and the configuration.
+
+    The reader and renderer are copied out of the declaration so the per-request path reads one attribute.
+    `quotas` are the declared defaults with ``[quotas.<name>]`` applied; `settings` is the ``[plugins.<name>]``
+    table as loaded by the declared schema (once, at start-up); `plugin` is the name the plugin is registered under.
+    """
 
     name: str
     read_credential: Callable[[Request], PresentedCredential | None]
     render_error: Callable[[GatewayError], Response]
+    declaration: VendorApi
+    plugin: str
     quotas: dict[str, str] = field(default_factory=dict)
     routes: list[str] = field(default_factory=list)
+    settings: Any = None
 
 
 class ImplicitStreams:
@@ -66,7 +75,6 @@ class GatewayState:
     prefixes: list[tuple[str, str]] = field(default_factory=list)  # (path prefix, api), longest first
     quotas: Quotas | None = None
     implicit_streams: ImplicitStreams = field(default_factory=ImplicitStreams)
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def api_for_path(self, path: str) -> Api | None:
         """The API that claims an unmatched path (for 404/405 in the right format), by longest prefix."""

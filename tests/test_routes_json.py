@@ -9,19 +9,18 @@ unknown paths, in the gateway's own format.
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support import api_key, base_config
-from werkzeug.routing import Rule
 
 from backends.memory import MemoryBackend
 from gateway import create_app
 from gateway.query import Query
 from gateway.state import get_state
 from gateway.storage import BackendUnavailable
+from gateway.testing.conformance import route_probes
 
 ES_API = "elastic_analytics"
 AUTH = {"Authorization": f"ApiKey {api_key('admin')}"}
@@ -63,36 +62,9 @@ def assert_gateway_error(response: Any, status: int) -> dict[str, Any]:
 
 
 # -- every plugin route ------------------------------------------------------------------------------------
-def _sample(converter: Any, name: str) -> Any:
-    kind = type(converter).__name__
-    if kind == "IntegerConverter":
-        return 7
-    if kind == "FloatConverter":
-        return 1.5
-    if kind == "UUIDConverter":
-        return uuid.UUID(int=1)
-    if kind == "PathConverter":
-        return f"sample-{name}/part"
-    if kind == "AnyConverter":
-        return sorted(getattr(converter, "items", None) or ["sample"])[0]
-    return f"sample-{name}"
-
-
-def plugin_probes(app: Any) -> list[tuple[str, str, str]]:
-    """(endpoint, method, path) for every method of every rule of a plugin blueprint."""
-    adapter = app.url_map.bind("localhost")
-    probes = []
-    for rule in app.url_map.iter_rules():
-        assert isinstance(rule, Rule)
-        if rule.endpoint.startswith("_gateway.") or rule.endpoint == "static":
-            continue
-        values = {name: _sample(conv, name) for name, conv in rule._converters.items()}
-        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            path = adapter.build(rule.endpoint, values, method=method)
-            endpoint, _ = adapter.match(path, method=method)
-            assert endpoint == rule.endpoint, (rule.rule, path)
-            probes.append((rule.endpoint, method, path))
-    return probes
+# Every API's routes are also probed by the conformance kit (gateway.testing.conformance, run per plugin in
+# tests/<plugin>/test_*_conformance.py); these two keep the ES-specific assertions on top of it.
+plugin_probes = route_probes
 
 
 def test_every_plugin_route_answers_401_json_without_credentials(make_app: Any) -> None:

@@ -1,17 +1,22 @@
-"""A complete, minimal Event Gateway plugin: one API with its own auth, errors, quota and enrichment.
+"""A complete, minimal Event Gateway plugin: one API with its own auth, errors, quota, grants and settings.
 
 POST /hello/v1/events {"name": "signup", "value": 3} with header X-Hello-Key: <secret>
 GET  /hello/v1/events?name=signup -> the tenant's stored events, newest first
+
+The whole plugin is the `VendorApi` declaration at the bottom and the `register_apis` hook returning it.
 """
 
 from flask import Blueprint, request
 from marshmallow import RAISE, Schema, ValidationError, fields
 
 from gateway import hookimpl
-from gateway.api import Event, Stream, backend, quota, require_grant, store_events
+from gateway.api import Event, backend, client_ip, plugin_settings, quota, require_grant, store_events
 from gateway.auth import read_header
 from gateway.errors import GatewayError, json_response
+from gateway.jsonbody import read_json
 from gateway.query import Filter, Query, Sort
+from gateway.validation import flatten_errors
+from gateway.vendor import Grant, VendorApi
 
 API = "hello"
 blueprint = Blueprint(API, __name__, url_prefix="/hello/v1")
@@ -25,17 +30,28 @@ class HelloEvent(Schema):
     value = fields.Float(load_default=1.0)
 
 
+class HelloSettings(Schema):
+    """``[plugins.hello]``: validated once at start-up; `plugin_settings()` returns the loaded dict."""
+
+    class Meta:
+        unknown = RAISE
+
+    stream = fields.String(load_default="events")
+
+
 @blueprint.post("/events")
 @quota("events")
 def post_event():
     tenant = require_grant("write").tenant
+    body = read_json(request, expect=dict)  # strict JSON; bad JSON is a 400 in this API's format
     try:
-        doc = HelloEvent().load(request.get_json(force=True, silent=True) or {})
+        doc = HelloEvent().load(body)
     except ValidationError as err:
-        field, messages = next(iter(err.messages.items()))
-        raise GatewayError(f"{field}: {messages[0]}", status=400, code="invalid", field=field) from None
-    backend().ensure_stream(Stream(tenant=tenant, plugin=API, name="events"))
-    store_events([Event(tenant=tenant, plugin=API, stream="events", type=doc["name"], data=doc)])
+        field, message = flatten_errors(err.messages)[0]
+        raise GatewayError(f"{field}: {message}", status=400, code="invalid", field=field) from None
+    doc["source_ip"] = client_ip()  # the plugin enriches its own events, here
+    event = Event(tenant=tenant, plugin=API, stream=plugin_settings()["stream"], type=doc["name"], data=doc)
+    store_events([event], create_streams=True)  # the stream is created on first use
     return json_response({"stored": 1}, 201)
 
 
@@ -48,36 +64,23 @@ def list_events():
 
 
 def render(error: GatewayError):
+    """Every error of this API as {"problem": {...}}."""
     return json_response({"problem": {"status": error.status, "title": error.message, "field": error.field}},
                          error.status, error.headers)
 
 
-@hookimpl
-def register_routes(app):
-    """The API's routes."""
-    return blueprint
+HELLO = VendorApi(
+    name=API,
+    blueprint=blueprint,
+    read_credential=read_header("X-Hello-Key"),  # secrets arrive in the X-Hello-Key header
+    render_error=render,
+    quotas={"events": "100 per minute"},  # operators override with [quotas.hello] events = "..."
+    grants=(Grant("write"), Grant("read")),  # what `event-gateway check` accepts in hello:<action>
+    settings_schema=HelloSettings,
+)
 
 
 @hookimpl
-def auth_scheme(api):
-    """Secrets arrive in the X-Hello-Key header."""
-    return read_header("X-Hello-Key") if api == API else None
-
-
-@hookimpl
-def error_renderer(api):
-    """Errors as {"problem": {...}}."""
-    return render if api == API else None
-
-
-@hookimpl
-def quota_limits(api):
-    """A named quota operators can override with [quotas.hello] events = "..."."""
-    return {"events": "100 per minute"} if api == API else None
-
-
-@hookimpl
-def enrich_event(event, request):
-    """Stamp where an event came from."""
-    if event.plugin == API:
-        event.data["source_ip"] = request.remote_addr
+def register_apis():
+    """The API's one declaration."""
+    return HELLO

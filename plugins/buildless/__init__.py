@@ -1,54 +1,35 @@
 """Buildless telemetry: ``EventEmit`` and ``Ping`` of the ``buildless.service.v1.Telemetry`` service over JSON/REST.
 
-Hooks: routes (`views.blueprint`), the Buildless API-key schemes (``Authorization: Bearer <key>``,
-``X-API-Key: <key>``, Basic with user ``apikey``), gRPC-gateway status bodies, the ``emit`` quota, and
-start-up (reading ``[plugins.buildless]``). Events land in the credential tenant's implicit ``telemetry``
-stream, de-duplicated by ``event.id``.
+The API key comes as ``Authorization: Bearer``, as ``X-API-Key`` (no prefix), or as the password of user
+``apikey``; errors are gRPC-gateway status bodies. Events land in the credential tenant's implicit
+``telemetry`` stream, de-duplicated by ``event.id``. ``[plugins.buildless] ip_salt`` keys the client-address hash.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
 from functools import partial
 
-from flask import Blueprint, Flask, Request, Response
+from flask import Flask
 
 from gateway import hookimpl
-from gateway.auth import PresentedCredential, first_of, read_basic, read_bearer, read_header
-from gateway.errors import GatewayError
+from gateway.auth import first_of, read_basic, read_bearer, read_header
+from gateway.vendor import Grant, VendorApi
 
 from . import errors, service, views
 
-__version__ = "0.1.0"
-GRANTS = ("buildless:emit",)
-_read_credential = first_of(read_bearer, partial(read_basic, user="apikey"), read_header("X-API-Key"))
+API = VendorApi(
+    name=service.PLUGIN, blueprint=views.blueprint, render_error=errors.render_error,
+    read_credential=first_of(read_bearer, partial(read_basic, user="apikey"), read_header("X-API-Key")),
+    quotas={"emit": "1000 per second"}, grants=(Grant("emit", description="emit and ping"),),
+    settings_schema=service.SettingsSchema,
+)
 
 
 @hookimpl
-def register_routes(app: object) -> Blueprint:
+def register_apis() -> VendorApi:
     """``POST /v1/telemetry/event:emit`` and ``POST /v1/telemetry/event:ping``."""
-    return views.blueprint
-
-
-@hookimpl
-def auth_scheme(api: str) -> Callable[[Request], PresentedCredential | None] | None:
-    """The API key as ``Authorization: Bearer``, as ``X-API-Key`` (no prefix), or as the password of user ``apikey``."""
-    return _read_credential if api == service.PLUGIN else None
-
-
-@hookimpl
-def error_renderer(api: str) -> Callable[[GatewayError], Response] | None:
-    """Errors as gRPC-gateway's ``{"code", "message", "details"}`` with the matching HTTP status."""
-    return errors.render_error if api == service.PLUGIN else None
-
-
-@hookimpl
-def quota_limits(api: str) -> dict[str, str] | None:
-    """Emitting events is capped per credential (``[quotas.buildless] emit = "..."`` overrides)."""
-    return {"emit": "1000 per second"} if api == service.PLUGIN else None
+    return API
 
 
 @hookimpl
 def startup(app: Flask) -> None:
-    """Validate ``[plugins.buildless]`` (a bad value stops start-up) and keep the IP salt."""
+    """Derive the per-tenant address-hash keys when no ``ip_salt`` is set (and warn about it)."""
     service.configure(app)

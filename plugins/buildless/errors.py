@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from flask import Response
 
-from gateway.errors import GatewayError, json_response
+from gateway.errors import GatewayError, MissingCredentials, json_response
 
 # gRPC status codes (google.rpc.Code)
 OK, CANCELLED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND = 0, 1, 2, 3, 4, 5
@@ -71,7 +71,7 @@ def _message(error: GatewayError) -> tuple[str, dict[str, str]]:
         return error.message, {}
     status = error.status
     if status == 401:
-        if error.detail == "missing":
+        if isinstance(error, MissingCredentials):
             return f"missing credentials: {AUTH_HINT}", {"WWW-Authenticate": CHALLENGE}
         return ("invalid credentials: the API key is not known",
                 {"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'})
@@ -88,7 +88,7 @@ def _message(error: GatewayError) -> tuple[str, dict[str, str]]:
 
 
 def render_error(error: GatewayError) -> Response:
-    """The `error_renderer` of this plugin: a gRPC-gateway status body with the error's HTTP status."""
+    """The declared `render_error` of this API: a gRPC-gateway status body with the error's HTTP status."""
     message, extra = _message(error)
     code = getattr(error, "grpc_code", None)
     body = {"code": grpc_code(error.status) if code is None else code, "message": message, "details": []}

@@ -42,6 +42,8 @@ from urllib.parse import urlsplit
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validates_schema
 
+from gateway.validation import flatten_errors
+
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
 #: The latest accepted `timing.occurred`: 9999-12-31T23:59:59.999Z in epoch milliseconds.
@@ -475,26 +477,9 @@ ENVELOPE = Envelope()
 
 
 # -- errors ----------------------------------------------------------------------------------------------------
-def _flatten(errors: Any, path: str) -> Iterator[tuple[str, str]]:
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            if key == "_schema":
-                sub = path
-            elif isinstance(key, int):
-                sub = f"{path}[{key}]"
-            else:
-                sub = f"{path}.{key}" if path else str(key)
-            yield from _flatten(value, sub)
-    elif isinstance(errors, list | tuple):
-        for item in errors:
-            yield from _flatten(item, path)
-    else:
-        yield path, str(errors)
-
-
 def problems(errors: Any) -> list[tuple[str, str]]:
     """Marshmallow's nested error messages as (JSON path, message) pairs, in field order."""
-    return list(_flatten(errors, ""))
+    return flatten_errors(errors)
 
 
 class InvalidEvent(ValueError):

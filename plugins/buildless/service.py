@@ -37,11 +37,13 @@ import ipaddress
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gateway.api import Event, now_ms, store_events
-from gateway.config import ConfigError, CredentialConfig
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validates
+
+from gateway.api import Event, now_ms, plugin_settings, store_events
+from gateway.config import CredentialConfig
 from gateway.state import get_state
 
 from .errors import BuildlessError
@@ -50,7 +52,6 @@ from .schemas import InvalidEvent, load_envelope
 PLUGIN = "buildless"
 STREAM = "telemetry"
 NO_COLLECTION = "_default"
-SETTINGS_KEY = "buildless"
 MIN_SALT_CHARS = 16
 DERIVED_SALT_LABEL = "event-gateway/buildless/ip-salt\n"
 log = logging.getLogger("event_gateway.buildless")
@@ -83,39 +84,38 @@ def derived_salts(credentials: Iterable[CredentialConfig]) -> dict[str, bytes]:
             for tenant, found in digests.items()}
 
 
-def parse_settings(raw: dict[str, Any], credentials: Iterable[CredentialConfig] = ()) -> Settings:
-    """Validate the ``[plugins.buildless]`` table; `ConfigError` naming the key otherwise."""
-    for key in raw:
-        if key != "ip_salt":
-            raise ConfigError(f"plugins.{PLUGIN}.{key}: unknown setting (known: ip_salt)")
-    salt = raw.get("ip_salt")
-    if salt is None:
-        return Settings(derived=derived_salts(credentials))
-    if not isinstance(salt, str) or len(salt) < MIN_SALT_CHARS:
-        raise ConfigError(f"plugins.{PLUGIN}.ip_salt: must be a string of at least {MIN_SALT_CHARS} characters "
-                          "(a random secret, e.g. from `openssl rand -hex 32`)")
-    return Settings(ip_salt=salt.encode("utf-8"))
+class SettingsSchema(Schema):
+    """``[plugins.buildless]``, loaded once at start-up (the declared settings schema); `configure` adds the
+    derived per-tenant keys when no ``ip_salt`` is set."""
+
+    class Meta:
+        unknown = RAISE
+
+    error_messages = {"unknown": "unknown setting (known: ip_salt)"}
+    ip_salt = fields.Raw(load_default=None)
+
+    @validates("ip_salt")
+    def _long_enough(self, salt: Any, **_: Any) -> None:
+        if salt is not None and (not isinstance(salt, str) or len(salt) < MIN_SALT_CHARS):
+            raise ValidationError(f"must be a string of at least {MIN_SALT_CHARS} characters "
+                                  "(a random secret, e.g. from `openssl rand -hex 32`)")
+
+    @post_load
+    def _settings(self, data: dict[str, Any], **_: Any) -> Settings:
+        salt = data["ip_salt"]
+        return Settings(ip_salt=salt.encode("utf-8") if salt is not None else None)
 
 
 def configure(app: Any) -> Settings:
-    """At start-up: read and keep the settings; warn when the address-hash key is derived from credentials."""
+    """At start-up: without ``ip_salt``, derive the tenants' keys from their credentials, and warn about it."""
     state = get_state(app)
-    settings = parse_settings(state.config.plugin_settings(PLUGIN), state.config.credentials)
-    state.extras[SETTINGS_KEY] = settings
-    if settings.ip_salt is None:
+    api = state.apis[PLUGIN]
+    if api.settings.ip_salt is None:
+        api.settings = replace(api.settings, derived=derived_salts(state.config.credentials))
         log.warning("plugins.%s.ip_salt is not set: event.location.sourceIp hashes are keyed by the tenant's "
                     "credential digests, so they change when its keys change; set a random secret of at least %d "
                     "characters", PLUGIN, MIN_SALT_CHARS)
-    return settings
-
-
-def settings() -> Settings:
-    """The settings of the current app."""
-    found = get_state().extras.get(SETTINGS_KEY)
-    if isinstance(found, Settings):
-        return found
-    config = get_state().config
-    return parse_settings(config.plugin_settings(PLUGIN), config.credentials)
+    return api.settings
 
 
 # -- enrichment ------------------------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def build_event(tenant: str, raw: Any, *, ip: str | None, received: int | None =
         envelope = load_envelope(raw)
     except InvalidEvent as exc:
         raise BuildlessError(f"invalid event: {exc}", 400, field=exc.field) from None
-    doc = enrich(tenant, envelope, received=received, ip=ip, salt=settings().salt_for(tenant))
+    doc = enrich(tenant, envelope, received=received, ip=ip, salt=plugin_settings(PLUGIN).salt_for(tenant))
     event = doc["event"]
     detail_user = (event.get("detail") or {}).get("user") or {}
     return Event(tenant=tenant, plugin=PLUGIN, stream=STREAM, type=envelope.get("collection") or NO_COLLECTION,

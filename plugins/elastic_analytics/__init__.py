@@ -1,52 +1,25 @@
 """Elasticsearch Behavioral Analytics: collections and events, as ES 8.x serves them.
 
-Hooks: routes (`views.blueprint`), the ES auth schemes (ApiKey, Basic, Bearer), ES error bodies, the
-``post_event`` quota, and the enrichment ES performs before storing an event.
+ES clients send ``ApiKey`` (any case; the JS tracker writes ``Apikey``), ``Basic`` or ``Bearer``; errors are
+ES exception bodies with the product header; posting events is capped per credential, as ES's bulk queue
+would push back. The service adds the fields ES stores (@timestamp, event.action, data_stream, session.ip).
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
-
-from flask import Blueprint, Request, Response
-
 from gateway import hookimpl
-from gateway.auth import PresentedCredential, standard_scheme
-from gateway.errors import GatewayError
-from gateway.events import Event
+from gateway.auth import standard_scheme
+from gateway.vendor import Grant, VendorApi
 
 from . import errors, service, views
 
-__version__ = "0.1.0"
-GRANTS = ("elastic_analytics:manage[:<collection>]", "elastic_analytics:post_event[:<collection>]")
+API = VendorApi(
+    name=service.PLUGIN, blueprint=views.blueprint, read_credential=standard_scheme, render_error=errors.render_error,
+    quotas={"post_event": "1000 per second"},
+    grants=(Grant("manage", per_stream=True, description="create, list and delete collections"),
+            Grant("post_event", per_stream=True, description="post events to a collection")),
+)
 
 
 @hookimpl
-def register_routes(app: object) -> Blueprint:
-    """The `/_application/analytics` routes."""
-    return views.blueprint
-
-
-@hookimpl
-def auth_scheme(api: str) -> Callable[[Request], PresentedCredential | None] | None:
-    """ES clients send ``ApiKey`` (any case; the JS tracker writes ``Apikey``), ``Basic`` or ``Bearer``."""
-    return standard_scheme if api == service.PLUGIN else None
-
-
-@hookimpl
-def error_renderer(api: str) -> Callable[[GatewayError], Response] | None:
-    """Errors as ES exception bodies with the product header."""
-    return errors.render_error if api == service.PLUGIN else None
-
-
-@hookimpl
-def quota_limits(api: str) -> dict[str, str] | None:
-    """Posting events is capped per credential, as ES's bulk queue would push back."""
-    return {"post_event": "1000 per second"} if api == service.PLUGIN else None
-
-
-@hookimpl(tryfirst=True)
-def enrich_event(event: Event, request: Request) -> None:
-    """Add @timestamp, event.action, data_stream and session.ip/user_agent, before other enrichers run."""
-    if event.plugin == service.PLUGIN:
-        service.enrich(event)
+def register_apis() -> VendorApi:
+    """The `/_application/analytics` API."""
+    return API

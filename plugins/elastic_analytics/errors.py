@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Response, g, request
 
-from gateway.errors import GatewayError, json_response
+from gateway.errors import GatewayError, MissingCredentials, allowed_methods, json_response
 from gateway.jsonbody import InvalidJSON
 
 from .filter_path import apply_filter_path
@@ -106,7 +106,7 @@ def _translate(error: GatewayError) -> EsError | ShortEsError:
         return EsError("x_content_parse_exception", f"{where}{error.message}")
     status = error.status
     if status == 401:
-        if error.detail == "missing":
+        if isinstance(error, MissingCredentials):
             reason = f"missing authentication credentials for REST request [{request.full_path.rstrip('?')}]"
         else:
             reason = ("unable to authenticate with provided credentials and anonymous access is not allowed "
@@ -122,7 +122,7 @@ def _translate(error: GatewayError) -> EsError | ShortEsError:
         return ShortEsError(f"no handler found for uri [{request.full_path.rstrip('?')}] and method "
                             f"[{request.method}]", status=400, with_status=False)
     if status == 405:
-        allowed = ", ".join(m for m in getattr(error, "allowed", []) if m not in ("OPTIONS", "HEAD"))
+        allowed = ", ".join(allowed_methods(error))
         return ShortEsError(f"Incorrect HTTP method for uri [{request.full_path.rstrip('?')}] and method "
                             f"[{request.method}], allowed: [{allowed}]",
                             status=405, headers=error.headers)
@@ -142,7 +142,7 @@ def _translate(error: GatewayError) -> EsError | ShortEsError:
 
 
 def render_error(error: GatewayError) -> Response:
-    """The `error_renderer` of this plugin: any gateway error as Elasticsearch would have said it."""
+    """The declared `render_error` of this API: any gateway error as Elasticsearch would have said it."""
     es_error = _translate(error)
     headers = {**error.headers, **es_error.headers}
     if isinstance(es_error, ShortEsError):

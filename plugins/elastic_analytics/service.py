@@ -104,7 +104,7 @@ def require_collection(tenant: str, name: str) -> None:
 
 
 def build_event(tenant: str, collection: str, event_type: str, raw: Any) -> Event:
-    """Validate the body and build the stored event; `enrich_event` adds the server-side fields."""
+    """Validate the body and build the stored event (before `enrich` adds the server-side fields)."""
     payload = load_event(event_type, raw)
     received = now_ms()
     return Event(tenant=tenant, plugin=PLUGIN, stream=collection, type=event_type, data=payload,
@@ -143,6 +143,7 @@ def post_event(tenant: str, collection: str, event_type: str, parse: Callable[[]
     except GatewayError:
         require_collection(tenant, collection)
         raise
+    enrich(event)
     try:
         store_events([event])
     except StreamNotFound:

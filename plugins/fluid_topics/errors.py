@@ -21,7 +21,7 @@ from typing import Any
 
 from flask import Response, request
 
-from gateway.errors import GatewayError, json_response
+from gateway.errors import GatewayError, MissingCredentials, allowed_methods, json_response
 
 WWW_AUTHENTICATE = 'Bearer realm="Fluid Topics"'
 
@@ -62,7 +62,7 @@ def _phrase(status: int) -> str:
 
 
 def _allowed(error: GatewayError) -> str:
-    return ", ".join(m for m in getattr(error, "allowed", []) if m not in ("HEAD", "OPTIONS")) or "POST"
+    return ", ".join(allowed_methods(error)) or "POST"
 
 
 def _message(error: GatewayError) -> tuple[str, dict[str, str]]:
@@ -71,7 +71,7 @@ def _message(error: GatewayError) -> tuple[str, dict[str, str]]:
         return error.message, {}
     status = error.status
     if status == 401:
-        reason = "missing" if error.detail == "missing" else "unknown"
+        reason = "missing" if isinstance(error, MissingCredentials) else "unknown"
         return (f"The authorization header was not provided or is invalid ({reason} credentials): send "
                 f"Authorization: Bearer <API key>", {"WWW-Authenticate": WWW_AUTHENTICATE})
     if status == 403:
@@ -92,7 +92,7 @@ def _message(error: GatewayError) -> tuple[str, dict[str, str]]:
 
 
 def render_error(error: GatewayError) -> Response:
-    """The `error_renderer` of this plugin: the documented shape, with the error's status and headers."""
+    """The declared `render_error` of this API: the documented shape, with the error's status and headers."""
     message, extra = _message(error)
     problems = error.problems if isinstance(error, FtError) else ([(error.field, message)] if error.field else [])
     body = {

@@ -22,6 +22,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields
 
+from gateway.validation import flatten_errors
+
 FIELD = "$FIELD"
 REQUIRED = f"{FIELD} is required"
 UNKNOWN = f"{FIELD} is not a known field"
@@ -258,33 +260,12 @@ COUNT = CountRequestSchema()
 
 
 # -- errors -----------------------------------------------------------------------------------------
-def _order(schema: Schema | None) -> list[str]:
-    return list(schema.fields) if schema is not None else []
-
-
 def problems(messages: Any, schema: Schema | None = None, prefix: str = "") -> list[tuple[str, str]]:
-    """Marshmallow's error tree as (field path, message) pairs, in the schema's field order."""
-    if isinstance(messages, list | tuple):
-        if all(isinstance(m, str) for m in messages):
-            path = prefix or "body"
-            return [(path, m.replace(FIELD, path)) for m in messages]
-        return [p for m in messages for p in problems(m, schema, prefix)]
-    if not isinstance(messages, dict):
-        path = prefix or "body"
-        return [(path, str(messages).replace(FIELD, path))]
-    order = _order(schema)
-    keys = sorted(messages, key=lambda k: (order.index(k) if k in order else len(order), str(k)))
-    out: list[tuple[str, str]] = []
-    for key in keys:
-        if key == "_schema":
-            path = prefix
-        elif isinstance(key, int):
-            path = f"{prefix}[{key}]"
-        else:
-            path = f"{prefix}.{key}" if prefix else str(key)
-        field = schema.fields.get(key) if schema is not None and isinstance(key, str) else None
-        nested = field.schema if isinstance(field, fields.Nested) else None
-        out.extend(problems(messages[key], nested, path))
+    """Marshmallow's error tree as (field path, message) pairs, in the schema's field order (``body`` at the root)."""
+    out = []
+    for path, message in flatten_errors(messages, schema, prefix):
+        path = path or "body"
+        out.append((path, message.replace(FIELD, path)))
     return out
 
 

@@ -12,7 +12,7 @@ counts are a ``terms`` aggregation on ``type`` with a nested calendar ``date_his
 backend. Only the empty periods are filled in here.
 
 Settings (``[plugins.fluid_topics]``): ``retention_days`` (default 365), the analytics retention window a
-``startDate`` must fall in. Validated at start-up (`load_settings`, called by the ``startup`` hook).
+``startDate`` must fall in. Validated once at start-up by `SettingsSchema`, the declared settings schema.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load
+
 from gateway.api import Event, backend, client_ip, now_ms, plugin_settings, store_events, user_agent
-from gateway.config import ConfigError
 from gateway.query import Aggregation, Filter, Query, Sort
 
 from .errors import FtError
@@ -56,20 +57,32 @@ class Settings:
     retention_days: int = DEFAULT_RETENTION_DAYS
 
 
-def load_settings(raw: Mapping[str, Any]) -> Settings:
-    """Validate the plugin's settings; `ConfigError` naming the key otherwise."""
-    for key in raw:
-        if key != "retention_days":
-            raise ConfigError(f"plugins.{PLUGIN}.{key}: unknown setting (known: retention_days)")
-    days = raw.get("retention_days", DEFAULT_RETENTION_DAYS)
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise ConfigError(f"plugins.{PLUGIN}.retention_days: must be a whole number of days >= 1 (got {days!r})")
-    return Settings(retention_days=days)
+class _Days(fields.Field):
+    """A whole number of days, at least 1 (no booleans, floats or numeric strings)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValidationError(f"must be a whole number of days >= 1 (got {value!r})")
+        return value
+
+
+class SettingsSchema(Schema):
+    """``[plugins.fluid_topics]``, loaded once at start-up into `Settings`."""
+
+    class Meta:
+        unknown = RAISE
+
+    error_messages = {"unknown": "unknown setting (known: retention_days)"}
+    retention_days = _Days(load_default=DEFAULT_RETENTION_DAYS)
+
+    @post_load
+    def _settings(self, data: dict[str, Any], **_: Any) -> Settings:
+        return Settings(**data)
 
 
 def settings() -> Settings:
-    """The current app's settings (validated at start-up, so this does not fail in practice)."""
-    return load_settings(plugin_settings(PLUGIN))
+    """The current app's settings (loaded once at start-up)."""
+    return plugin_settings(PLUGIN)
 
 
 # -- dates ------------------------------------------------------------------------------------------

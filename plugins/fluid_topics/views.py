@@ -1,4 +1,4 @@
-"""HTTP layer of the Fluid Topics analytics web services: read the JSON body, call the service, answer.
+"""HTTP layer of the Fluid Topics analytics web services: read credentials and the JSON body, call the service.
 
 The grant is checked before the body is read, so a caller without it gets 403 whatever it sent. The
 ``Ft-Calling-App`` header Fluid Topics asks clients to send is accepted and not required.
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Request, Response, request
 
 from gateway.api import quota, require_grant
-from gateway.jsonbody import InvalidJSON, is_json_media_type, parse_json
+from gateway.auth import PresentedCredential, read_basic, read_bearer
+from gateway.errors import UnsupportedMediaType
+from gateway.jsonbody import EmptyBody, InvalidJSON, WrongShape, read_json
 
 from . import service
 from .errors import FtError, ft_response
@@ -20,27 +22,44 @@ blueprint = Blueprint(service.PLUGIN, __name__)
 INGEST_ROUTE = "/api/analytics/events"
 RETRIEVE_ROUTE = "/analytics/api/v1/events"
 COUNT_ROUTE = "/analytics/api/v1/traffic/event-counts"
+PREFIXED_HEADER = "FT-Authorization"
+
+
+class _Prefixed:
+    """The request seen through ``FT-Authorization`` as if it were ``Authorization`` (for the readers)."""
+
+    def __init__(self, value: str) -> None:
+        self.headers = {"Authorization": value}
+
+
+def read_credential(request: Request) -> PresentedCredential | None:
+    """``Authorization: Bearer <key>`` or ``Basic base64(id:secret)``; the same in ``FT-Authorization``.
+
+    Fluid Topics "supports both prefixed and unprefixed authentication headers" (``FT-Authorization``
+    was its only header before v3.4.12); the unprefixed one wins when both are sent.
+    """
+    for source in (request, _Prefixed(request.headers.get(PREFIXED_HEADER, ""))):
+        if not source.headers.get("Authorization"):
+            continue
+        found = read_bearer(source) or read_basic(source)  # type: ignore[arg-type]
+        if found is not None:
+            return found
+    return None
 
 
 def read_body(*, array: bool = False) -> Any:
-    """The JSON body (an object, or with `array` also an array); 415 for a non-JSON Content-Type, 400 else.
-
-    A request without Content-Type is read as JSON (curl and scripts sometimes omit it).
-    """
-    header = request.headers.get("Content-Type")
-    if header and not is_json_media_type(header):
-        raise FtError(f"Content-Type must be application/json (got {header})", 415)
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        raise FtError("the request body is empty: expected a JSON object", 400, field="body")
+    """The JSON body (an object, or with `array` also an array); 415 for a non-JSON Content-Type, 400 else."""
     try:
-        body = parse_json(raw)
+        return read_json(request, expect=(dict, list) if array else dict)
+    except UnsupportedMediaType as exc:
+        raise FtError(exc.message, 415) from None
+    except EmptyBody:
+        raise FtError("the request body is empty: expected a JSON object", 400, field="body") from None
+    except WrongShape:
+        expected = "a JSON object or an array of objects" if array else "a JSON object"
+        raise FtError(f"the request body must be {expected}", 400, field="body") from None
     except InvalidJSON as exc:
         raise FtError(f"Invalid JSON request body: {exc.describe()}", 400, field="body") from None
-    if isinstance(body, dict) or (array and isinstance(body, list)):
-        return body
-    expected = "a JSON object or an array of objects" if array else "a JSON object"
-    raise FtError(f"the request body must be {expected}", 400, field="body")
 
 
 @blueprint.post(INGEST_ROUTE)

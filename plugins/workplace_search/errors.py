@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Response, request
 
-from gateway.errors import GatewayError, json_response
+from gateway.errors import GatewayError, MissingCredentials, allowed_methods, json_response
 
 #: What Enterprise Search sends with every JSON response.
 CONTENT_TYPE = "application/json;charset=utf-8"
@@ -52,7 +52,7 @@ def _messages(error: GatewayError) -> tuple[list[str], dict[str, str]]:
         return error.messages, {}
     status = error.status
     if status == 401:
-        if error.detail == "missing":
+        if isinstance(error, MissingCredentials):
             return (["Missing access token: send the header Authorization: Bearer <access token>"],
                     {"WWW-Authenticate": REALM})
         return (["Invalid access token: the Bearer token is unknown"],
@@ -64,7 +64,7 @@ def _messages(error: GatewayError) -> tuple[list[str], dict[str, str]]:
     if status == 404:
         return [f"No route matches {_where()}"], {}
     if status == 405:
-        allowed = ", ".join(m for m in getattr(error, "allowed", []) if m not in ("HEAD", "OPTIONS")) or "POST"
+        allowed = ", ".join(allowed_methods(error)) or "POST"
         return [f"Method not allowed: {_where()} only accepts {allowed}"], {}
     if status == 413:
         return [_sentence(error.message)], {}
@@ -80,6 +80,6 @@ def _messages(error: GatewayError) -> tuple[list[str], dict[str, str]]:
 
 
 def render_error(error: GatewayError) -> Response:
-    """The `error_renderer` of this plugin: ``{"errors": [...]}`` with the error's status and headers."""
+    """The declared `render_error` of this API: ``{"errors": [...]}`` with the error's status and headers."""
     messages, extra = _messages(error)
     return ws_response({"errors": messages}, error.status, {**error.headers, **extra})

@@ -22,6 +22,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from gateway.validation import flatten_errors
+
 from .errors import WsError
 
 EVENT_TYPES = ("click", "feedback")
@@ -110,21 +112,11 @@ class AnalyticsEventSchema(Schema):
 SCHEMA = AnalyticsEventSchema()
 
 
-def error_messages(errors: dict[str, Any]) -> list[str]:
-    """Marshmallow's error dict as Enterprise Search's flat list, in `FIELD_ORDER`."""
-    out: list[str] = []
-    for name in (*FIELD_ORDER, *(k for k in errors if k not in FIELD_ORDER)):
-        messages = errors.get(name, [])
-        out.extend(str(m) for m in (messages if isinstance(messages, list) else [messages]))
-    return out
-
-
 def load_event(raw: dict[str, Any]) -> dict[str, Any]:
     """The validated event (known fields, in the client's order, nulls dropped); `WsError` 400 listing all problems."""
     try:
         data = SCHEMA.load(raw)
     except ValidationError as err:
-        messages = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
-        first = next((name for name in FIELD_ORDER if name in messages), None)
-        raise WsError(error_messages(messages), 400, field=first) from None
+        found = flatten_errors(err.messages, SCHEMA)  # in the schema's field order, which is FIELD_ORDER
+        raise WsError([message for _, message in found], 400, field=found[0][0] or None) from None
     return {key: data[key] for key in raw if key in data and data[key] is not None}

@@ -12,7 +12,8 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from gateway.api import quota, require_grant
-from gateway.jsonbody import InvalidJSON, is_json_media_type, parse_json
+from gateway.errors import UnsupportedMediaType
+from gateway.jsonbody import EmptyBody, InvalidJSON, WrongShape, read_json
 
 from . import service
 from .errors import WsError, ws_response
@@ -21,37 +22,19 @@ blueprint = Blueprint(service.PLUGIN, __name__)
 ROUTE = "/api/ws/v1/analytics/event"
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array"
-
-
 def read_body() -> dict[str, Any]:
-    """The request body as a JSON object; 415 for a non-JSON Content-Type, 400 naming what is wrong otherwise.
-
-    A request without Content-Type is read as JSON (lenient: curl and scripts sometimes omit it).
-    """
-    header = request.headers.get("Content-Type")
-    if header and not is_json_media_type(header):
-        raise WsError(f"Content-Type must be application/json (got {header})", 415)
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        raise WsError("Request body is empty: expected a JSON object with type, query_id, page, "
-                      "content_source_id, document_id and rank", 400)
+    """The request body as a JSON object; 415 for a non-JSON Content-Type, 400 naming what is wrong otherwise."""
     try:
-        body = parse_json(raw)
+        return read_json(request, expect=dict)
+    except UnsupportedMediaType as exc:
+        raise WsError(exc.message, 415) from None
+    except EmptyBody:
+        raise WsError("Request body is empty: expected a JSON object with type, query_id, page, "
+                      "content_source_id, document_id and rank", 400) from None
+    except WrongShape as exc:
+        raise WsError(f"Request body must be a JSON object, not {exc.found}", 400) from None
     except InvalidJSON as exc:
         raise WsError(f"Request body is not valid JSON: {exc.describe()}", 400) from None
-    if not isinstance(body, dict):
-        raise WsError(f"Request body must be a JSON object, not {_json_type(body)}", 400)
-    return body
 
 
 @blueprint.post(ROUTE)

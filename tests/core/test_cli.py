@@ -24,14 +24,15 @@ def _run(*args: str):
 
 def test_keys_new_prints_a_valid_credentials_block() -> None:
     result = _run("keys", "new", "--tenant", "acme", "--grant", "elastic_analytics:post_event", "--grant",
-                  "appdynamics:query:*")
+                  "elastic_analytics:manage:*")
     assert result.exit_code == 0
     secret = re.search(r"secret \(shown once, store it in the client\): (\S+)", result.output).group(1)
     block = tomllib.loads(result.output)["credentials"][0]
     assert block["secret_sha256"] == hashlib.sha256(secret.encode()).hexdigest()
-    assert block["tenant"] == "acme" and block["grants"] == ["elastic_analytics:post_event", "appdynamics:query:*"]
+    assert block["tenant"] == "acme"
+    assert block["grants"] == ["elastic_analytics:post_event", "elastic_analytics:manage:*"]
     validate_config({"credentials": [block]}, environ={})
-    again = _run("keys", "new", "--tenant", "acme", "--grant", "x:y")
+    again = _run("keys", "new", "--tenant", "acme", "--grant", "buildless:emit")
     assert tomllib.loads(again.output)["credentials"][0]["secret_sha256"] != block["secret_sha256"]
 
 
@@ -58,7 +59,7 @@ def test_plugins_lists_routes_and_hooks(tmp_path: Path) -> None:
     result = _run("plugins", "--config", str(config), "--json")
     described = {p["name"]: p for p in json.loads(result.output)}
     assert "POST /_application/analytics/<collection>/event/<event_type>" in described["elastic_analytics"]["routes"]
-    assert "register_routes" in described["elastic_analytics"]["hooks"]
+    assert "register_apis" in described["elastic_analytics"]["hooks"]
     assert "storage_backends" in described["backends.sqlite"]["hooks"]
     text = _run("plugins", "--config", str(config)).output
     assert "elastic_analytics 0.1.0 (built-in)" in text

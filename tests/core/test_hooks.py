@@ -1,5 +1,8 @@
 """The plugin API: every hook is documented and exercised here, through real plugins.
 
+A vendor API is one `VendorApi` declaration returned by `register_apis`: the tests named after the
+former per-API hooks (auth scheme, error renderer, quota limits) now exercise those fields of the declaration.
+
 `test_every_hook_has_a_test` fails when a hook is added to `gateway.hookspecs` without a
 ``test_hook_<name>`` below (Datasette's guard), and `test_every_hook_is_documented` when it has no
 docstring. The README's example plugin (examples/hello-plugin, installed by `make test`) is loaded
@@ -20,6 +23,7 @@ from support import CREDENTIALS
 from gateway import create_app, hookimpl, hookspecs
 from gateway.plugins import registered_backends
 from gateway.state import get_state
+from gateway.vendor import Grant, VendorApi
 
 HOOKS = sorted(name for name, obj in vars(hookspecs).items()
                if callable(obj) and hasattr(obj, "event_gateway_spec"))
@@ -62,7 +66,7 @@ def hello_app():
     return create_app(_config(quotas={"hello": {"events": "3 per minute"}}))
 
 
-def test_hook_register_routes(hello_app) -> None:
+def test_hook_register_apis(hello_app) -> None:
     client = hello_app.test_client()
     assert client.post("/hello/v1/events", json={"name": "signup", "value": 2}, headers=HELLO).status_code == 201
     listed = client.get("/hello/v1/events?name=signup", headers=HELLO).get_json()
@@ -70,7 +74,7 @@ def test_hook_register_routes(hello_app) -> None:
     assert "hello" in get_state(hello_app).apis
 
 
-def test_hook_auth_scheme(hello_app) -> None:
+def test_declared_read_credential(hello_app) -> None:
     client = hello_app.test_client()
     assert client.get("/hello/v1/events", headers={"X-Hello-Key": "wrong"}).status_code == 401
     # the plugin's scheme is a header, so a valid ApiKey in Authorization is not accepted
@@ -79,7 +83,7 @@ def test_hook_auth_scheme(hello_app) -> None:
     assert client.get("/hello/v1/events", headers=HELLO).status_code == 200
 
 
-def test_hook_error_renderer(hello_app) -> None:
+def test_declared_render_error(hello_app) -> None:
     client = hello_app.test_client()
     missing = client.post("/hello/v1/events", json={"value": 1}, headers=HELLO)
     assert missing.status_code == 400
@@ -89,7 +93,7 @@ def test_hook_error_renderer(hello_app) -> None:
     assert client.get("/hello/v1/nothing", headers=HELLO).get_json()["problem"]["status"] == 404
 
 
-def test_hook_quota_limits(hello_app) -> None:
+def test_declared_quotas(hello_app) -> None:
     client = hello_app.test_client()
     statuses = [client.post("/hello/v1/events", json={"name": "n"}, headers=HELLO).status_code for _ in range(4)]
     assert statuses == [201, 201, 201, 429]
@@ -98,11 +102,30 @@ def test_hook_quota_limits(hello_app) -> None:
     assert get_state(hello_app).apis["hello"].quotas == {"events": "3 per minute"}  # the override won
 
 
-def test_hook_enrich_event(hello_app) -> None:
+def test_the_example_enriches_its_own_events_inline(hello_app) -> None:
     client = hello_app.test_client()
     client.post("/hello/v1/events", json={"name": "n"}, headers=HELLO, environ_base={"REMOTE_ADDR": "10.1.2.3"})
     events = client.get("/hello/v1/events", headers=HELLO).get_json()["events"]
     assert events[0]["source_ip"] == "10.1.2.3"
+
+
+def test_hook_enrich_event() -> None:
+    """A third-party enricher sees every API's events, after the API's own enrichment, before storage."""
+    seen = []
+
+    class Tagger:
+        @hookimpl
+        def enrich_event(self, event, request):
+            seen.append((event.plugin, "source_ip" in event.data))
+            event.data["tagged_from"] = request.remote_addr
+
+    app = create_app(_config(), plugins=[("tagger", Tagger())])
+    client = app.test_client()
+    assert client.post("/hello/v1/events", json={"name": "n"}, headers=HELLO,
+                       environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 201
+    events = client.get("/hello/v1/events", headers=HELLO).get_json()["events"]
+    assert events[0]["tagged_from"] == "10.1.2.3" and events[0]["source_ip"] == "10.1.2.3"
+    assert seen == [("hello", True)]
 
 
 def test_allow_list_restricts_builtin_and_installed_plugins(monkeypatch) -> None:
@@ -116,9 +139,12 @@ def test_allow_list_restricts_builtin_and_installed_plugins(monkeypatch) -> None
 def test_plugins_report_versions_hooks_and_routes(hello_app) -> None:
     described = {p["name"]: p for p in hello_app.test_client().get("/_gateway/plugins").get_json()["plugins"]}
     assert described["hello"]["version"] == "0.1.0" and not described["hello"]["builtin"]
-    assert "enrich_event" in described["hello"]["hooks"]
+    assert "register_apis" in described["hello"]["hooks"]
     assert "POST /hello/v1/events" in described["hello"]["routes"]
+    assert described["hello"]["grants"] == ["hello:write", "hello:read"]
     assert described["elastic_analytics"]["builtin"]
+    assert described["elastic_analytics"]["grants"] == ["elastic_analytics:manage[:<stream>]",
+                                                        "elastic_analytics:post_event[:<stream>]"]
 
 
 # -- hooks exercised by small in-test plugins ----------------------------------------------------------
@@ -136,8 +162,8 @@ class _Bare:
         return jsonify(tenant=credential().tenant)
 
     @hookimpl
-    def register_routes(self, app):
-        return self.blueprint
+    def register_apis(self):
+        return VendorApi(name="bare", blueprint=self.blueprint)
 
 
 def test_defaults_apply_to_apis_declaring_nothing() -> None:
@@ -182,10 +208,10 @@ def test_hook_startup() -> None:
 def test_misspelt_hook_fails_at_start_up() -> None:
     class Typo:
         @hookimpl
-        def register_route(self, app):  # not a hook: check_pending must refuse it
+        def register_api(self):  # not a hook: check_pending must refuse it
             return None
 
-    with pytest.raises(pluggy.PluginValidationError, match="register_route"):
+    with pytest.raises(pluggy.PluginValidationError, match="register_api"):
         create_app(_config(), plugins=[("typo", Typo())])
 
 
@@ -202,8 +228,8 @@ def test_request_helpers_inside_a_view() -> None:
             return jsonify(ip=client_ip(), ua=user_agent(), body=request.get_json())
 
         @hookimpl
-        def register_routes(self, app):
-            return self.blueprint
+        def register_apis(self):
+            return VendorApi(name="echo", blueprint=self.blueprint, grants=(Grant("write"), Grant("read")))
 
     creds = [{"id": "w", "secret": "writer-secret", "tenant": "t", "grants": ["echo:write"]},
              {"id": "r", "secret": "reader-secret", "tenant": "t", "grants": ["echo:read"]}]

@@ -86,3 +86,50 @@ def test_chunked_body_over_the_limit_is_413_in_the_vendor_format(serve, tmp_path
         status, body = send(big, chunked)
         assert status == 413 and body["error"]["type"] == "content_too_long_exception", (chunked, body)
         assert send(small, chunked) == (202, {"accepted": True})
+
+
+# -- read_json: what every view calls -----------------------------------------------------------------------
+def _read(data: bytes | str, content_type: str | None = "application/json", **kwargs):
+    from flask import Flask
+
+    from gateway.jsonbody import read_json
+
+    headers = {"Content-Type": content_type} if content_type else {}
+    with Flask(__name__).test_request_context("/", method="POST", data=data, headers=headers):
+        from flask import request
+
+        return read_json(request, **kwargs)
+
+
+def test_read_json_returns_the_expected_shape() -> None:
+    assert _read(b'{"a": 1}', expect=dict) == {"a": 1}
+    assert _read(b"[1]", expect=(dict, list)) == [1]
+    assert _read(b'{"a": 1}', content_type=None, expect=dict) == {"a": 1}  # no Content-Type: read as JSON
+    assert _read(b'{"a": 1}', content_type="application/vnd.api+json", expect=dict) == {"a": 1}
+
+
+@pytest.mark.parametrize(("raw", "expect", "found"), [
+    (b"[1]", dict, "an array"), (b'"x"', dict, "a string"), (b"null", dict, "null"), (b"true", (dict, list),
+                                                                                        "a boolean"),
+    (b"1.5", list, "a number"), (b"{}", list, "an object"),
+])
+def test_read_json_names_the_wrong_shape(raw: bytes, expect, found: str) -> None:
+    from gateway.jsonbody import WrongShape
+
+    with pytest.raises(WrongShape) as info:
+        _read(raw, expect=expect)
+    assert info.value.found == found and info.value.status == 400
+
+
+def test_read_json_refuses_empty_bodies_bad_json_and_other_media_types() -> None:
+    from gateway.errors import UnsupportedMediaType
+    from gateway.jsonbody import EmptyBody
+
+    with pytest.raises(EmptyBody):
+        _read(b"  \n", expect=dict)
+    with pytest.raises(InvalidJSON, match="Duplicate field 'a'"):
+        _read(b'{"a": 1, "a": 2}', expect=dict, reject_duplicate_keys=True)
+    with pytest.raises(InvalidJSON, match="NaN"):
+        _read(b'{"a": NaN}', expect=dict)
+    with pytest.raises(UnsupportedMediaType, match=r"got text/plain"):
+        _read(b"{}", content_type="text/plain", expect=dict)
