@@ -27,12 +27,16 @@ from gateway.storage import Backend, StreamExists, StreamNotFound
 from . import codec, settings
 from .aggregate import Aggregator, fill
 from .compiler import CONSTANT_FIELDS, Compiler, sort_value
-from .pool import Database
+from .pool import INCOMING, Database
 from .reference import check_event, decode_position, encode_position, value_matches
 from .schema import quoted
 
 _MISSING_STREAM = "the batch names a stream that does not exist; nothing was stored"
 _EVENT_COLUMNS = "e.seq, e.stream_id, e.id, e.type, e.timestamp, e.received_at, e.user_id, e.session_id, e.doc"
+_INSERT_COLUMNS = "stream_id, id, type, timestamp, received_at, user_id, session_id, data, doc"
+_VALUES_ROW = "(%s, %s, %s::jsonb, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s)"
+#: Batches up to this size are one multi-row INSERT; larger ones go through COPY.
+_VALUES_ROWS = 32
 # Up to this many streams, a page in time order reads each stream's time index in order and merges.
 _MAX_UNION_STREAMS = 32
 
@@ -106,19 +110,18 @@ class PostgresBackend(Backend):
     # -- events ------------------------------------------------------------------------------------
     def append(self, events: Sequence[Event], create_streams: bool = False) -> int:
         """Store the batch in one transaction; return how many events were new (duplicate ids skipped)."""
-        columns: list[list[Any]] = [[] for _ in range(9)]
+        rows: list[list[Any]] = []
         names: dict[tuple[str, str, str], None] = {}
         for event in events:
             check_event(event)
             key = (event.tenant, event.plugin, codec.encode_str(event.stream))
             names[key] = None
             text = codec.canonical(event.data)
-            values = (key, codec.encode_str(event.id), codec.scalar_text(event.type, "type"), event.timestamp,
-                      event.received_at, codec.scalar_text(event.user_id, "user_id"),
-                      codec.scalar_text(event.session_id, "session_id"), codec.document_text(event.data, text), text)
-            for column, value in zip(columns, values, strict=True):
-                column.append(value)
-        if not events:
+            rows.append([key, codec.encode_str(event.id), codec.scalar_text(event.type, "type"), event.timestamp,
+                         event.received_at, codec.scalar_text(event.user_id, "user_id"),
+                         codec.scalar_text(event.session_id, "session_id"), codec.document_text(event.data, text),
+                         text])
+        if not rows:
             return 0
         wanted = list(names)
 
@@ -137,17 +140,27 @@ class PostgresBackend(Backend):
                     if len(ids) < len(wanted):  # created and deleted again by someone else meanwhile
                         raise StreamNotFound(_MISSING_STREAM)
                 try:
-                    return conn.execute(
-                        f"INSERT INTO {self.events_table} (stream_id, id, type, timestamp, received_at, user_id, "
-                        "session_id, data, doc) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[]::jsonb[], "
-                        "%s::bigint[], %s::bigint[], %s::text[]::jsonb[], %s::text[]::jsonb[], %s::text[]::jsonb[], "
-                        "%s::text[]) "
-                        "ON CONFLICT (stream_id, id) DO NOTHING",
-                        ([ids[key] for key in columns[0]], *columns[1:])).rowcount
+                    return self._insert(conn, [[ids[row[0]], *row[1:]] for row in rows])
                 except psycopg.errors.ForeignKeyViolation as exc:
                     raise StreamNotFound(_MISSING_STREAM) from exc
 
         return self.db.run(work)
+
+    def _insert(self, conn: psycopg.Connection, rows: list[list[Any]]) -> int:
+        """Insert rows (stream_id first), skipping ids the stream holds; the number inserted.
+
+        Small batches (the one-event requests of most APIs) are one multi-row INSERT; larger ones are
+        COPYed into the connection's temporary table and inserted from there, in the caller's transaction.
+        """
+        if len(rows) <= _VALUES_ROWS:
+            values = ", ".join([_VALUES_ROW] * len(rows))
+            return conn.execute(f"INSERT INTO {self.events_table} ({_INSERT_COLUMNS}) VALUES {values} "
+                                "ON CONFLICT (stream_id, id) DO NOTHING", [v for row in rows for v in row]).rowcount
+        with conn.cursor().copy(f"COPY {INCOMING} ({_INSERT_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return conn.execute(f"INSERT INTO {self.events_table} ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} "
+                            f"FROM {INCOMING} ORDER BY ord ON CONFLICT (stream_id, id) DO NOTHING").rowcount
 
     def _stream_ids(self, conn: psycopg.Connection,
                     keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
@@ -171,7 +184,9 @@ class PostgresBackend(Backend):
             if not sids:
                 return QueryResult(total=0 if query.count_total else None, aggregations=fill(query.aggregations, {}))
             c = Compiler(query, sids)
-            stream_cond = f"e.stream_id = ANY({c.bind(list(sids), '::bigint[]')})"
+            # One stream: a plain equality, so that the indexes also give the page order.
+            stream_cond = f"e.stream_id = {c.bind(next(iter(sids)))}" if len(sids) == 1 else \
+                f"e.stream_id = ANY({c.bind(list(sids), '::bigint[]')})"
             conds = []
             if query.start is not None:
                 conds.append(f"e.timestamp >= {c.bind(query.start)}")

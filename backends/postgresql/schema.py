@@ -1,8 +1,8 @@
 """The PostgreSQL schema and its versioned migrations, safe when several gateway instances start at once.
 
 Every table lives in the configured schema (option ``schema``, default ``event_gateway``). `migrate`
-applies the missing entries of `MIGRATIONS` in one transaction holding a transaction-level advisory lock
-derived from the schema name, so instances (and gunicorn workers) starting together apply each migration
+applies the missing entries of `MIGRATIONS` in one transaction, begun while holding a session advisory
+lock derived from the schema name, so instances (and gunicorn workers) starting together apply each migration
 exactly once and the others wait, then find the schema current. Never edit an applied migration: append one.
 
 Layout:
@@ -82,19 +82,26 @@ def migrate(conn: Any, schema: str) -> int:
     if current_version(conn, schema) == latest:
         return latest
     s = quoted(schema)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema),))
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {s}.schema_version "
-                     "(version integer PRIMARY KEY, applied_at bigint NOT NULL)")
-        current = conn.execute(f"SELECT coalesce(max(version), 0) FROM {s}.schema_version").fetchone()[0]
-        if current > latest:
-            raise RuntimeError(f"schema {schema} has version {current}, newer than this gateway knows ({latest})")
-        for version, statements in enumerate(MIGRATIONS, start=1):
-            if version <= current:
-                continue
-            for statement in statements:
-                conn.execute(statement.format(s=s))
-            conn.execute(f"INSERT INTO {s}.schema_version (version, applied_at) VALUES (%s, %s)",
-                         (version, now_ms()))
+    # A session lock taken before the transaction begins: the transaction then starts after the previous
+    # holder committed and sees its catalog changes (a lock taken inside it could still see the old schema).
+    conn.execute("SELECT pg_advisory_lock(%s)", (lock_key(schema),))
+    try:
+        with conn.transaction():
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {s}.schema_version "
+                         "(version integer PRIMARY KEY, applied_at bigint NOT NULL)")
+            current = conn.execute(f"SELECT coalesce(max(version), 0) FROM {s}.schema_version").fetchone()[0]
+            if current > latest:
+                raise RuntimeError(f"schema {schema} has version {current}, newer than this gateway knows "
+                                   f"({latest})")
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                for statement in statements:
+                    conn.execute(statement.format(s=s))
+                conn.execute(f"INSERT INTO {s}.schema_version (version, applied_at) VALUES (%s, %s)",
+                             (version, now_ms()))
+    finally:
+        if not conn.closed:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(schema),))
     return latest
