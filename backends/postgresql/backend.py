@@ -1,11 +1,8 @@
 """`PostgresBackend`: streams and events in PostgreSQL, shared by any number of gateway hosts.
 
-Appends are one transaction per batch: the streams are resolved (and, with ``create_streams``, created
-with ``INSERT ... ON CONFLICT DO NOTHING``) and every event inserted by one ``INSERT ... SELECT FROM
-unnest(...) ON CONFLICT (stream_id, id) DO NOTHING``; its row count is the number of new events, and the
-call returns only after COMMIT (``synchronous_commit`` as the server is configured: on by default). A
-batch naming a missing stream stores nothing (`StreamNotFound`); a stream deleted meanwhile fails the
-foreign key and rolls the batch back the same way.
+Appends are atomic per batch (`writer`: one statement, or one COPY transaction for large batches) and
+return only after COMMIT (``synchronous_commit`` as the server is configured: on by default). A batch
+naming a missing stream stores nothing (`StreamNotFound`).
 
 Queries run in one read-only REPEATABLE READ transaction (page, total and aggregations see one snapshot);
 `compiler` and `aggregate` hold the SQL.
@@ -20,23 +17,19 @@ from typing import Any
 
 import psycopg
 
-from gateway.events import Event, FieldSpec, Stream, now_ms
+from gateway.events import Event, FieldSpec, Stream
 from gateway.query import Query, QueryResult
 from gateway.storage import Backend, StreamExists, StreamNotFound
 
-from . import codec, settings
+from . import codec, settings, writer
 from .aggregate import Aggregator, fill
 from .compiler import CONSTANT_FIELDS, Compiler, sort_value
-from .pool import INCOMING, Database
-from .reference import check_event, decode_position, encode_position, value_matches
+from .pool import Database
+from .reference import decode_position, encode_position, value_matches
 from .schema import quoted
 
 _MISSING_STREAM = "the batch names a stream that does not exist; nothing was stored"
 _EVENT_COLUMNS = "e.seq, e.stream_id, e.id, e.type, e.timestamp, e.received_at, e.user_id, e.session_id, e.doc"
-_INSERT_COLUMNS = "stream_id, id, type, timestamp, received_at, user_id, session_id, data, doc"
-_VALUES_ROW = "(%s, %s, %s::jsonb, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s)"
-#: Batches up to this size are one multi-row INSERT; larger ones go through COPY.
-_VALUES_ROWS = 32
 # Up to this many streams, a page in time order reads each stream's time index in order and merges.
 _MAX_UNION_STREAMS = 32
 
@@ -53,6 +46,7 @@ class PostgresBackend(Backend):
         self.db = Database(self.settings)
         s = quoted(self.settings.schema)
         self.streams_table, self.events_table = f"{s}.streams", f"{s}.events"
+        self.writer = writer.Writer(self.streams_table, self.events_table)
         # Migrate now when the server answers; otherwise on first use (the gateway starts anyway).
         with contextlib.suppress(psycopg.OperationalError):
             self.db.ensure_schema()
@@ -109,67 +103,18 @@ class PostgresBackend(Backend):
 
     # -- events ------------------------------------------------------------------------------------
     def append(self, events: Sequence[Event], create_streams: bool = False) -> int:
-        """Store the batch in one transaction; return how many events were new (duplicate ids skipped)."""
-        rows: list[list[Any]] = []
-        names: dict[tuple[str, str, str], None] = {}
-        for event in events:
-            check_event(event)
-            key = (event.tenant, event.plugin, codec.encode_str(event.stream))
-            names[key] = None
-            text = codec.canonical(event.data)
-            rows.append([key, codec.encode_str(event.id), codec.scalar_text(event.type, "type"), event.timestamp,
-                         event.received_at, codec.scalar_text(event.user_id, "user_id"),
-                         codec.scalar_text(event.session_id, "session_id"), codec.document_text(event.data, text),
-                         text])
+        """Store the batch atomically (`writer`); return how many events were new (duplicate ids skipped)."""
+        rows = [writer.row(event) for event in events]
         if not rows:
             return 0
-        wanted = list(names)
 
         def work(conn: psycopg.Connection) -> int:
-            with conn.transaction():
-                ids = self._stream_ids(conn, wanted)
-                if len(ids) < len(wanted):
-                    if not create_streams:
-                        raise StreamNotFound(_MISSING_STREAM)
-                    missing = [key for key in wanted if key not in ids]
-                    conn.execute(f"INSERT INTO {self.streams_table} (tenant, plugin, name, created_at) "
-                                 "SELECT t, p, n, %s FROM unnest(%s::text[], %s::text[], %s::text[]) AS u(t, p, n) "
-                                 "ON CONFLICT DO NOTHING",
-                                 (now_ms(), *map(list, zip(*missing, strict=True))))
-                    ids = self._stream_ids(conn, wanted)
-                    if len(ids) < len(wanted):  # created and deleted again by someone else meanwhile
-                        raise StreamNotFound(_MISSING_STREAM)
-                try:
-                    return self._insert(conn, [[ids[row[0]], *row[1:]] for row in rows])
-                except psycopg.errors.ForeignKeyViolation as exc:
-                    raise StreamNotFound(_MISSING_STREAM) from exc
+            try:
+                return self.writer.insert(conn, rows, create_streams)
+            except (psycopg.errors.NotNullViolation, psycopg.errors.ForeignKeyViolation) as exc:
+                raise StreamNotFound(_MISSING_STREAM) from exc
 
         return self.db.run(work)
-
-    def _insert(self, conn: psycopg.Connection, rows: list[list[Any]]) -> int:
-        """Insert rows (stream_id first), skipping ids the stream holds; the number inserted.
-
-        Small batches (the one-event requests of most APIs) are one multi-row INSERT; larger ones are
-        COPYed into the connection's temporary table and inserted from there, in the caller's transaction.
-        """
-        if len(rows) <= _VALUES_ROWS:
-            values = ", ".join([_VALUES_ROW] * len(rows))
-            return conn.execute(f"INSERT INTO {self.events_table} ({_INSERT_COLUMNS}) VALUES {values} "
-                                "ON CONFLICT (stream_id, id) DO NOTHING", [v for row in rows for v in row]).rowcount
-        with conn.cursor().copy(f"COPY {INCOMING} ({_INSERT_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return conn.execute(f"INSERT INTO {self.events_table} ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} "
-                            f"FROM {INCOMING} ORDER BY ord ON CONFLICT (stream_id, id) DO NOTHING").rowcount
-
-    def _stream_ids(self, conn: psycopg.Connection,
-                    keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
-        """Ids of the (tenant, plugin, stored name) streams that exist."""
-        rows = conn.execute(f"SELECT s.tenant, s.plugin, s.name, s.id FROM {self.streams_table} s "
-                            "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS u(t, p, n) "
-                            "ON s.tenant = u.t AND s.plugin = u.p AND s.name = u.n",
-                            tuple(map(list, zip(*keys, strict=True)))).fetchall()
-        return {(t, p, n): sid for t, p, n, sid in rows}
 
     # -- queries -----------------------------------------------------------------------------------
     def query(self, query: Query) -> QueryResult:

@@ -44,7 +44,7 @@ def _configure(conn: psycopg.Connection) -> None:
     """Per-connection setup: jsonb decodes with the escape-aware loader; the COPY staging table exists."""
     set_json_loads(codec.loads, conn)
     conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {INCOMING.split('.')[1]} (ord bigint GENERATED ALWAYS AS "
-                 "IDENTITY, stream_id bigint, id text, type jsonb, timestamp bigint, received_at bigint, "
+                 "IDENTITY, t text, p text, n text, id text, type jsonb, timestamp bigint, received_at bigint, "
                  "user_id jsonb, session_id jsonb, data jsonb, doc text) ON COMMIT DELETE ROWS")
 
 

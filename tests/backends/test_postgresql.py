@@ -190,8 +190,50 @@ def test_append_creates_missing_streams_in_the_same_transaction(postgres_url: st
         assert backend.append([ev("a", "old", 1), ev("b", "new", 2), ev("c", "new2", 3)], create_streams=True) == 3
         assert [s.name for s in backend.list_streams(T, P)] == ["new", "new2", "old"]
         assert backend.append([ev("a", "old", 1), ev("d", "new2", 3)], create_streams=True) == 1
+        # a batch large enough for the COPY path: same rules
+        big = [ev(f"b{i}", f"big{i % 3}", i) for i in range(100)]
+        with pytest.raises(StreamNotFound):
+            backend.append(big)
+        assert backend.get_stream(T, P, "big0") is None
+        assert backend.append([*big, ev("a", "old", 1)], create_streams=True) == 100
+        assert backend.append(big + big, create_streams=True) == 0
+        page = backend.query(Query(tenant=T, plugin=P, streams=("big1",), limit=1000))
+        assert [e.id for e in page.events] == [f"b{i}" for i in range(1, 100, 3)]
     finally:
         backend.close()
+
+
+def test_racing_hosts_create_the_same_streams(postgres_url: str) -> None:
+    """Implicit streams: hosts appending to the same new streams at once create each stream once."""
+    hosts = [PostgresBackend(postgres_url, {"pool_size": 4}), PostgresBackend(postgres_url, {"pool_size": 4})]
+    start = threading.Barrier(8)
+    counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker(backend: Backend, n: int) -> None:
+        try:
+            start.wait()
+            for round_ in range(5):
+                size = 3 if n % 2 else 40  # one-statement and COPY paths
+                batch = [ev(f"{round_}-{n % 4}-{i}", f"new{round_}-{i % 2}", i) for i in range(size)]
+                counts.append(backend.append(batch, create_streams=True))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(hosts[n % 2], n)) for n in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        assert sorted(s.name for s in hosts[0].list_streams(T, P)) == sorted(f"new{r}-{i}" for r in range(5)
+                                                                             for i in range(2))
+        stored = [e.id for e in hosts[1].iter_events(T, P)]
+        assert len(stored) == len(set(stored)) == sum(counts) == 5 * (40 + 3 + 40 + 3)
+    finally:
+        for host in hosts:
+            host.close()
 
 
 def test_racing_hosts_store_each_id_once(postgres_url: str) -> None:
