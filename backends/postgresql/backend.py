@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -30,6 +30,8 @@ from .schema import quoted
 
 _MISSING_STREAM = "the batch names a stream that does not exist; nothing was stored"
 _EVENT_COLUMNS = "e.seq, e.stream_id, e.id, e.type, e.timestamp, e.received_at, e.user_id, e.session_id, e.doc"
+# Rows a scan fetches per round trip.
+_SCAN_BATCH = 2000
 # Up to this many streams, a page in time order reads each stream's time index in order and merges.
 _MAX_UNION_STREAMS = 32
 
@@ -129,16 +131,7 @@ class PostgresBackend(Backend):
             if not sids:
                 return QueryResult(total=0 if query.count_total else None, aggregations=fill(query.aggregations, {}))
             c = Compiler(query, sids)
-            # One stream: a plain equality, so that the indexes also give the page order.
-            stream_cond = f"e.stream_id = {c.bind(next(iter(sids)))}" if len(sids) == 1 else \
-                f"e.stream_id = ANY({c.bind(list(sids), '::bigint[]')})"
-            conds = []
-            if query.start is not None:
-                conds.append(f"e.timestamp >= {c.bind(query.start)}")
-            if query.end is not None:
-                conds.append(f"e.timestamp < {c.bind(query.end)}")
-            conds.extend(c.filters(query.filters))
-            rest = " AND ".join(conds) or "true"
+            stream_cond, rest = self._conditions(c, query, sids)
             where = f"{stream_cond} AND {rest}"
             result = QueryResult()
 
@@ -152,6 +145,43 @@ class PostgresBackend(Backend):
             if query.aggregations:
                 result.aggregations = Aggregator(rows, c, self.events_table, where).run(query.aggregations)
             return result
+
+    def scan(self, query: Query) -> Iterator[tuple[int, Event]]:
+        """``(seq, event)`` of the events of the query's streams and range matching its filters, streamed
+        through a server-side cursor in one read-only snapshot (for the core evaluator)."""
+        with self.db.session() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            sids = self._query_streams(conn, query)
+            if not sids:
+                return
+            c = Compiler(query, sids)
+            stream_cond, rest = self._conditions(c, query, sids)
+            with conn.cursor(name="event_gateway_scan") as cursor:
+                cursor.itersize = _SCAN_BATCH
+                cursor.execute(f"SELECT {_EVENT_COLUMNS} FROM {self.events_table} e WHERE {stream_cond} AND {rest}",
+                               c.params)
+                for row in cursor:
+                    yield row[0], self._event(query, sids, row)
+
+    @staticmethod
+    def _conditions(c: Compiler, query: Query, sids: Mapping[int, str]) -> tuple[str, str]:
+        """The WHERE of a query's events: the stream condition, and the time range and filters."""
+        # One stream: a plain equality, so that the indexes also give the page order.
+        stream_cond = f"e.stream_id = {c.bind(next(iter(sids)))}" if len(sids) == 1 else \
+            f"e.stream_id = ANY({c.bind(list(sids), '::bigint[]')})"
+        conds = []
+        if query.start is not None:
+            conds.append(f"e.timestamp >= {c.bind(query.start)}")
+        if query.end is not None:
+            conds.append(f"e.timestamp < {c.bind(query.end)}")
+        conds.extend(c.filters(query.filters))
+        return stream_cond, " AND ".join(conds) or "true"
+
+    def _event(self, query: Query, sids: Mapping[int, str], row: Sequence[Any]) -> Event:
+        """An event from a row of `_EVENT_COLUMNS`."""
+        return Event(tenant=query.tenant, plugin=query.plugin, stream=sids[row[1]], id=codec.decode_str(row[2]),
+                     type=row[3], timestamp=row[4], received_at=row[5], user_id=row[6], session_id=row[7],
+                     data=json.loads(row[8]))
 
     def _query_streams(self, conn: psycopg.Connection, query: Query) -> dict[int, str]:
         """Ids and names of the streams a query reads, after its filters on tenant, plugin and stream."""
@@ -199,9 +229,7 @@ class PostgresBackend(Backend):
             last_row = found[-1]
             values = [sort_value(*last_row[9 + 3 * i: 12 + 3 * i]) for i in range(len(keys))]
             result.next_cursor = encode_position(values, last_row[0])
-        result.events = [Event(tenant=query.tenant, plugin=query.plugin, stream=sids[row[1]],
-                               id=codec.decode_str(row[2]), type=row[3], timestamp=row[4], received_at=row[5],
-                               user_id=row[6], session_id=row[7], data=json.loads(row[8])) for row in found]
+        result.events = [self._event(query, sids, row) for row in found]
 
     # -- operations --------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

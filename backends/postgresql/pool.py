@@ -20,7 +20,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
@@ -119,6 +120,23 @@ class Database:
                 raise BackendUnavailable(f"PostgreSQL {s.display}: {exc}") from exc
         raise BackendUnavailable(f"PostgreSQL {s.display} unavailable after {s.retries + 1} attempt(s): "
                                  f"{failure}") from failure
+
+    @contextmanager
+    def session(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection for a long read (a scan, streamed to the caller): not retried once rows
+        flowed; failures become `BackendUnavailable`."""
+        pool = None
+        try:
+            self.ensure_schema()
+            pool = self._get_pool()
+            with pool.connection() as conn:
+                yield conn
+        except psycopg.errors.QueryCanceled as exc:
+            raise BackendUnavailable(f"PostgreSQL {self.settings.display}: statement cancelled ({exc})") from exc
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            if pool is not None:
+                self._drop_pool(pool)
+            raise BackendUnavailable(f"PostgreSQL {self.settings.display} unavailable: {exc}") from exc
 
     def stats(self) -> dict[str, Any]:
         """Pool figures safe to show."""
