@@ -25,7 +25,7 @@ from typing import Any
 from gateway.query import Aggregation, Filter
 
 from . import codec
-from .compiler import SCALAR_TYPES, Compiler, elements, num, text_of
+from .compiler import SCALAR_TYPES, Compiler, each_value, num, per_event, text_of
 from .reference import FIXED_INTERVALS_MS, WEEK_ORIGIN_MS, empty_metric, normalize_key, order_buckets, percentile
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
@@ -90,8 +90,9 @@ class Aggregator:
                 return KeySpec("NULL::numeric", x)
             if kind == "scalar":
                 return KeySpec(num(x), text_of(x), cond=f"jsonb_typeof({x}) IN {SCALAR_TYPES}")
-            join = (f"CROSS JOIN LATERAL (SELECT DISTINCT {num('v.j')} AS kn, {text_of('v.j')} AS ks FROM "
-                    f"{elements(x)} WHERE jsonb_typeof(v.j) IN {SCALAR_TYPES}) AS {alias}")
+            values = each_value(x, lambda j: f"{num(j)} AS kn, {text_of(j)} AS ks",
+                                lambda j: f"jsonb_typeof({j}) IN {SCALAR_TYPES}", distinct=True)
+            join = f"CROSS JOIN LATERAL {values} AS {alias}"
             return KeySpec(f"{alias}.kn", f"{alias}.ks", join=join)
         assert agg.interval is not None
         if kind == "int":
@@ -101,9 +102,11 @@ class Aggregator:
         if kind == "scalar":
             guard = f"jsonb_typeof({x}) IN {_NUMERIC_TYPES} AND abs({num(x)}) < {_BIGINT_GUARD}"
             return KeySpec(bucket_sql(f"trunc({num(x)})::bigint", agg.interval), "NULL::text", cond=guard)
-        bucket = bucket_sql(f"trunc({num('v.j')})::bigint", agg.interval)
-        join = (f"CROSS JOIN LATERAL (SELECT DISTINCT {bucket} AS kn, NULL::text AS ks FROM {elements(x)} "
-                f"WHERE jsonb_typeof(v.j) IN {_NUMERIC_TYPES} AND abs({num('v.j')}) < {_BIGINT_GUARD}) AS {alias}")
+        interval = agg.interval
+        values = each_value(x, lambda j: f"{bucket_sql(f'trunc({num(j)})::bigint', interval)} AS kn, NULL::text AS ks",
+                            lambda j: f"jsonb_typeof({j}) IN {_NUMERIC_TYPES} AND abs({num(j)}) < {_BIGINT_GUARD}",
+                            distinct=True)
+        join = f"CROSS JOIN LATERAL {values} AS {alias}"
         return KeySpec(f"{alias}.kn", "NULL::text", join=join)
 
     def source(self, ctx: Sequence[KeySpec], extra_join: str = "") -> str:
@@ -128,8 +131,11 @@ class Aggregator:
         elif kind == "scalar":
             value = num(x)
         else:
-            return (f" CROSS JOIN LATERAL (SELECT sum(t.n) AS sum, count(t.n) AS cnt, min(t.n) AS min, max(t.n) AS max "
-                    f"FROM (SELECT {num('v.j')} AS n FROM {elements(x)}) AS t) AS {alias}"), alias
+            n = num(x)
+            return (f" CROSS JOIN LATERAL (SELECT {per_event(x, lambda j: f'sum({num(j)})', n)} AS sum, "
+                    f"{per_event(x, lambda j: f'count({num(j)})', f'CASE WHEN {n} IS NULL THEN 0 ELSE 1 END')} AS cnt, "
+                    f"{per_event(x, lambda j: f'min({num(j)})', n)} AS min, "
+                    f"{per_event(x, lambda j: f'max({num(j)})', n)} AS max) AS {alias}"), alias
         return (f" CROSS JOIN LATERAL (SELECT {value} AS sum, CASE WHEN {value} IS NULL THEN 0 ELSE 1 END AS cnt, "
                 f"{value} AS min, {value} AS max) AS {alias}"), alias
 
@@ -220,7 +226,8 @@ class Aggregator:
             return "", "NULL::numeric"
         if kind == "scalar":
             return "", num(x)
-        return f" CROSS JOIN LATERAL (SELECT {num('v.j')} AS n FROM {elements(x)}) AS pv", "pv.n"
+        values = each_value(x, lambda j: f"{num(j)} AS n", lambda j: f"jsonb_typeof({j}) IN {_NUMERIC_TYPES}")
+        return f" CROSS JOIN LATERAL {values} AS pv", "pv.n"
 
     def buckets(self, agg: Aggregation, ctx: list[KeySpec]) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
         """Bucket lists per ancestor group, with their sub-aggregations."""

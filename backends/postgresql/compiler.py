@@ -20,7 +20,7 @@ Values are bound as named parameters (`Compiler.params`); no user text is ever s
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gateway.query import Filter, Query, Sort
@@ -59,6 +59,25 @@ def elements(x: str) -> str:
     """SQL: a set of the jsonb values of a field (an array's elements, or the value itself) as ``v(j)``."""
     return (f"jsonb_array_elements(CASE WHEN jsonb_typeof({x}) = 'array' THEN {x} "
             f"ELSE jsonb_build_array({x}) END) AS v(j)")
+
+
+def each_value(x: str, columns: Callable[[str], str], keep: Callable[[str], str], distinct: bool = False) -> str:
+    """SQL: a set of rows of `columns` over a jsonb field's values (for a LATERAL join): an array's
+    elements passing `keep` (once per value with `distinct`), or the scalar itself when it passes `keep`.
+    The scalar case costs no set-returning function (the common case: most fields are not arrays)."""
+    elements_of = f"jsonb_array_elements(CASE WHEN jsonb_typeof({x}) = 'array' THEN {x} ELSE '[]'::jsonb END)"
+    # The array branch's test on the field alone becomes a one-time filter: for a scalar, the set-returning
+    # function (and DISTINCT's sort) never runs.
+    return (f"(SELECT {'DISTINCT ' if distinct else ''}{columns('v.j')} FROM {elements_of} AS v(j) "
+            f"WHERE jsonb_typeof({x}) = 'array' AND {keep('v.j')} "
+            f"UNION ALL SELECT {columns(x)} WHERE jsonb_typeof({x}) <> 'array' AND {keep(x)})")
+
+
+def per_event(x: str, aggregate: Callable[[str], str], scalar: str) -> str:
+    """SQL: an aggregate of an array field's elements (`aggregate` of an element's SQL), or `scalar`
+    for any other value (no subquery runs then)."""
+    return (f"(CASE WHEN jsonb_typeof({x}) = 'array' THEN (SELECT {aggregate('v.j')} FROM jsonb_array_elements({x}) "
+            f"AS v(j)) ELSE {scalar} END)")
 
 
 class SortKey:
