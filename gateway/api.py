@@ -17,7 +17,7 @@ from .events import Event, Stream, new_event_id, now_ms
 from .netaddr import client_ip as _client_ip
 from .quotas import quota
 from .state import get_state
-from .storage import Backend, StreamNotFound
+from .storage import Backend
 
 __all__ = ["Event", "Stream", "backend", "client_ip", "credential", "new_event_id", "now_ms", "plugin_settings",
            "quota", "require_grant", "store_events", "user_agent"]
@@ -71,20 +71,14 @@ def store_events(events: Sequence[Event], *, enrich: bool = True, create_streams
     """Run the `enrich_event` hooks, then append the batch atomically; returns how many were new.
 
     Returns only once the backend holds the events durably, so the caller may acknowledge them. With
-    `create_streams` the events' streams are implicit: created on first use (the catalog is asked once per
-    stream and process) and re-created if someone deleted them meanwhile.
+    `create_streams` the events' streams are implicit: the backend creates the missing ones in the same
+    call (for SQLite, in the transaction that stores the events).
     """
     state = get_state()
     if enrich:
         hook = state.pm.hook.enrich_event
         for event in events:
             hook(event=event, request=request)
-    if not create_streams:
-        return state.backend.append(events)
-    keys = {(event.tenant, event.plugin, event.stream) for event in events}
-    state.implicit_streams.ensure(state.backend, keys)
-    try:
-        return state.backend.append(events)
-    except StreamNotFound:  # deleted since we last saw it (by another process, perhaps): once more
-        state.implicit_streams.ensure(state.backend, keys, recheck=True)
-        return state.backend.append(events)
+    if create_streams:
+        return state.backend.append(events, create_streams=True)
+    return state.backend.append(events)

@@ -6,7 +6,6 @@ credentials, quotas or storage.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,24 +44,6 @@ class Api:
     settings: Any = None
 
 
-class ImplicitStreams:
-    """Streams known to exist, so plugins with implicit streams do not ask the catalog on every request."""
-
-    def __init__(self) -> None:
-        self._known: set[tuple[str, str, str]] = set()
-        self._lock = threading.Lock()
-
-    def ensure(self, backend: Backend, keys: set[tuple[str, str, str]], *, recheck: bool = False) -> None:
-        """Create the streams (tenant, plugin, name) not yet seen (all of them when `recheck`)."""
-        from .events import Stream
-
-        missing = keys if recheck else keys - self._known
-        for tenant, plugin, name in missing:
-            backend.ensure_stream(Stream(tenant=tenant, plugin=plugin, name=name))
-        with self._lock:
-            self._known |= missing
-
-
 @dataclass
 class GatewayState:
     """The app's configuration, plugin manager, backend, credentials, APIs and quota enforcer."""
@@ -74,7 +55,6 @@ class GatewayState:
     apis: dict[str, Api] = field(default_factory=dict)
     prefixes: list[tuple[str, str]] = field(default_factory=list)  # (path prefix, api), longest first
     quotas: Quotas | None = None
-    implicit_streams: ImplicitStreams = field(default_factory=ImplicitStreams)
 
     def api_for_path(self, path: str) -> Api | None:
         """The API that claims an unmatched path (for 404/405 in the right format), by longest prefix."""

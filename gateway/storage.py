@@ -1,9 +1,12 @@
 """The storage backend interface and the registry that picks a backend by URL scheme.
 
 Backends know nothing about vendors: they keep streams and events (`gateway.events`) and answer the
-backend-neutral `gateway.query.Query`. Each backend class declares the URL schemes it serves (the idea of
-the `limits` library's storage registry); built-in and third-party backends arrive through the
-`storage_backends` hook, and `backend_from_url` builds the one `storage.url` names.
+backend-neutral `gateway.query.Query`: a new backend implements the catalog, `append` and `answer` (the
+native model), and gets the rest of the query model from the core evaluator over `scan` (whose default
+pages through `answer`); `gateway.testing.contract` checks it. Each backend class declares the URL
+schemes it serves (the idea of the `limits` library's storage registry); built-in and third-party
+backends arrive through the `storage_backends` hook, and `backend_from_url` builds the one `storage.url`
+names.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from .events import Event, Stream
-from .query import Query, QueryResult, Sort
+from .query import Condition, Filter, Query, QueryResult, Sort
+from .query.evaluate import evaluate, is_native, native_filter
 
 
 class StorageError(Exception):
@@ -82,16 +86,55 @@ class Backend(abc.ABC):
 
     # -- events ----------------------------------------------------------------------------------
     @abc.abstractmethod
-    def append(self, events: Sequence[Event]) -> int:
+    def append(self, events: Sequence[Event], create_streams: bool = False) -> int:
         """Store the batch atomically and durably; return how many were new (duplicates by id are skipped).
 
-        All events must name existing streams; otherwise raise `StreamNotFound` and store nothing.
-        Returning means the events survive a crash of this process.
+        Every event must pass `gateway.query.checks.check_event` (else `ValueError`, nothing stored). All
+        events must name existing streams; otherwise raise `StreamNotFound` and store nothing. With
+        `create_streams` (plugins whose streams are implicit), the missing streams are created instead, in
+        the same transaction as the events where the store has transactions. Returning means the events
+        survive a crash of this process.
         """
 
-    @abc.abstractmethod
     def query(self, query: Query) -> QueryResult:
-        """Answer a query with the semantics documented in `gateway.query`."""
+        """Answer a query with the semantics documented in `gateway.query`: natively (`answer`) when the
+        backend says it can (`native`), else by the core evaluator (`gateway.query.evaluate`), which asks
+        `answer` for the parts it can take and evaluates the rest over `scan`, with the same results."""
+        if self.native(query):
+            return self.answer(query)
+        return evaluate(query, self)
+
+    def native(self, query: Query) -> bool:
+        """Whether `answer` handles the whole query (default: the native model, `gateway.query.evaluate`)."""
+        return is_native(query, self.pushable)
+
+    def pushable(self, condition: Condition) -> bool:
+        """Whether `answer` and `scan` evaluate this top-level filter themselves (default: native filters)."""
+        return isinstance(condition, Filter) and native_filter(condition)
+
+    @abc.abstractmethod
+    def answer(self, query: Query) -> QueryResult:
+        """Answer a query that `native` accepted (`gateway.query.semantics` is the executable reference;
+        `gateway.testing.contract` checks a backend against it)."""
+
+    def scan(self, query: Query) -> Iterator[tuple[int, Event]]:
+        """``(seq, event)`` of every event of the query's streams and time range matching its filters (all
+        `pushable`), in any order; ``seq`` orders events by insertion and must not change between calls.
+
+        This default pages through `answer` in time order and numbers the events in that order; backends
+        override it with a plain read of their store (and their own insertion sequence).
+        """
+        cursor, seq = None, 0
+        while True:
+            page = self.answer(Query(tenant=query.tenant, plugin=query.plugin, streams=query.streams,
+                                     start=query.start, end=query.end, filters=query.filters,
+                                     sort=(Sort("timestamp"),), limit=1000, cursor=cursor, count_total=False))
+            for event in page.events:
+                yield seq, event
+                seq += 1
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def iter_events(
         self,

@@ -19,6 +19,9 @@ from backends.postgresql import PostgresBackend
 from backends.sqlite import SQLiteBackend
 from gateway.storage import Backend, backend_from_url
 
+# The contract suite lives in a package, not a test module: have pytest explain its failed asserts.
+pytest.register_assert_rewrite("gateway.testing.contract")
+
 
 def _elasticsearch() -> Backend:
     """An Elasticsearch backend on a fresh index prefix, or skip the test when none is configured."""

@@ -28,9 +28,7 @@ from backends.elasticsearch import (
     agg_results,
     aggs_dsl,
     bulk_operations,
-    check_event,
-    decode_cursor,
-    encode_cursor,
+    condition_dsl,
     event_doc_id,
     event_document,
     events_index_body,
@@ -51,7 +49,10 @@ from backends.elasticsearch import (
 )
 from gateway import hookspecs
 from gateway.events import Event, FieldSpec, Stream
-from gateway.query import Aggregation, Filter, Query, QueryError, Sort
+from gateway.query import Aggregation, AllOf, AnyOf, Filter, Not, Query, QueryError, Sort, semantics
+from gateway.query.aggregate import aggregate
+from gateway.query.checks import check_event
+from gateway.query.cursor import decode_cursor, encode_cursor
 from gateway.storage import BackendUnavailable, StorageError, StreamExists, StreamNotFound, backend_from_url
 
 INDEX = "event-gateway-events"
@@ -860,8 +861,8 @@ def test_create_stream_conflict_is_stream_exists() -> None:
 # -- agreement with the reference backend ----------------------------------------------------------------
 # A small model of how Elasticsearch evaluates the DSL we emit over the document we index (term, terms,
 # range, exists, prefix, wildcard, bool; sort with missing values and min/max of arrays). Evaluating our
-# translation with it and comparing with `backends.memory` (the executable contract) checks that the
-# translation means the same thing, without a cluster.
+# translation with it and comparing with `gateway.query.semantics` and `gateway.query.aggregate` (the
+# executable contract) checks that the translation means the same thing, without a cluster.
 def indexed_values(doc: dict[str, Any], name: str) -> list[Any]:
     """The values Elasticsearch indexed for a field of a document made by `event_document`."""
     for column in (STR_COLUMN, NUM_COLUMN):
@@ -938,16 +939,36 @@ def sample_events() -> list[Event]:
 
 
 def test_filter_translation_agrees_with_the_reference_backend() -> None:
-    memory = pytest.importorskip("backends.memory")
     docs = [(e, event_document(e, i)) for i, e in enumerate(sample_events())]
     disagreements = []
     for flt in SAMPLE_FILTERS:
         dsl = filter_dsl(flt)
         for e, doc in docs:
-            expected = memory.value_matches(memory.field_raw(e, flt.field), flt.op, flt.value)
+            expected = semantics.value_matches(semantics.field_raw(e, flt.field), flt.op, flt.value)
             if es_matches(doc, dsl) != expected:
                 disagreements.append((flt, e.id, expected))
     assert disagreements == []
+
+
+CONDITION_TREES = [
+    AnyOf((Filter("data.page", "eq", "home"), Filter("data.ms", "gt", 5))),
+    Not(Filter("data.page", "eq", "home")),
+    AllOf((Not(Filter("data.ms", "exists")), AnyOf((Filter("type", "eq", "click"), Filter("user_id", "eq", "u1"))))),
+    Not(AnyOf((Filter("data.tags", "in", ["a", "b"]), Not(Filter("data.ok", "eq", 1))))),
+    AnyOf(()),
+    AllOf(()),
+    Not(AllOf(())),
+    AllOf((Filter("data.page", "eq", 7), Filter("data.nope", "ne", 1))),
+]
+
+
+@pytest.mark.parametrize("tree", CONDITION_TREES, ids=[f"tree{i}" for i in range(len(CONDITION_TREES))])
+def test_condition_trees_agree_with_the_reference_semantics(tree: Any) -> None:
+    matches = semantics.compile_condition(tree)
+    docs = [(e, event_document(e, i)) for i, e in enumerate(sample_events())]
+    dsl = condition_dsl(tree)
+    assert [e.id for e, doc in docs if es_matches(doc, dsl)] == [e.id for e, _ in docs if matches(e)]
+    assert query_filter_dsl(query(filters=(tree,)))["bool"]["filter"][-1] == dsl
 
 
 def es_sort_key(doc: dict[str, Any], keys: list[dict[str, Any]]) -> list[Any]:
@@ -992,7 +1013,8 @@ def test_sort_translation_agrees_with_the_reference_backend(sort: tuple[Sort, ..
 def es_aggregate(dsl: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, Any]:
     """The response Elasticsearch would give for our aggregation DSL over `docs` (values as doubles)."""
     from backends.elasticsearch import CALENDAR
-    from backends.memory import bucket_start, percentile
+    from gateway.query.aggregate import percentile
+    from gateway.query.calendar import bucket_start
 
     calendar = {v: k for k, v in CALENDAR.items()}
     out: dict[str, Any] = {}
@@ -1034,7 +1056,6 @@ def es_aggregate(dsl: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, A
 
 
 def test_aggregation_translation_agrees_with_the_reference_backend() -> None:
-    memory = pytest.importorskip("backends.memory")
     data = [{"page": "home", "ms": 12, "ok": True, "tags": ["a", "b"], "at": 1_700_000_000_000},
             {"page": "home", "ms": 4, "ok": False, "tags": ["b"], "at": 1_700_090_000_000},
             {"page": "pricing", "ms": [1, 2], "tags": [], "at": 1_702_000_000_000},
@@ -1068,7 +1089,7 @@ def test_aggregation_translation_agrees_with_the_reference_backend() -> None:
     )
     docs = [event_document(e, seq) for seq, e in enumerate(events)]
     translated = agg_results(aggs, es_aggregate(aggs_dsl(aggs), docs))
-    expected = memory.aggregate(events, aggs)
+    expected = aggregate(events, aggs)
     assert translated == expected
     assert translated["by_page"] == [{"key": "home", "count": 3, "n": 3, "ms": 16.0, "pages": 2},
                                      {"key": 7, "count": 2, "n": 2, "ms": None, "pages": 2}]

@@ -1,4 +1,4 @@
-"""backends.group_commit: every queued batch is settled, whatever fails, so nothing is acknowledged falsely."""
+"""backends.sqlite.group_commit: every queued batch is settled, whatever fails, so nothing is acknowledged falsely."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.group_commit import GroupCommitter
+from backends.sqlite.group_commit import GroupCommitter
 
 
 def test_groups_form_under_concurrency_and_results_go_back_to_their_batch(tmp_path: Path) -> None:

@@ -329,7 +329,7 @@ def test_big_deletes_go_in_chunks_and_let_appends_through(db: Path, monkeypatch:
     import threading
     import time
 
-    import backends.sqlite as sqlite_module
+    import backends.sqlite.backend as sqlite_module
 
     monkeypatch.setattr(sqlite_module, "DELETE_CHUNK", 200)
     backend = open_backend(db)

@@ -579,7 +579,7 @@ def test_quota_breach_is_429_resource_exhausted_with_retry_after(tmp_path: Path)
 class DownBackend(MemoryBackend):
     """The catalog works, appends fail: the store went away mid-request."""
 
-    def append(self, events: Any) -> int:
+    def append(self, events: Any, create_streams: bool = False) -> int:
         raise BackendUnavailable("connection refused")
 
 

@@ -80,7 +80,7 @@ def test_array_is_stored_in_one_atomic_append(any_app: Any, monkeypatch: pytest.
     store = get_state(any_app).backend
     calls = []
     original = store.append
-    monkeypatch.setattr(store, "append", lambda events: calls.append(len(events)) or original(events))
+    monkeypatch.setattr(store, "append", lambda events, **kw: calls.append(len(events)) or original(events, **kw))
     body = [{**EVENT, "name": f"event.{i}", "sessionId": f"s-{i}", "user": {"id": f"u-{i}"}} for i in range(5)]
     resp = post(any_app, body)
     assert resp.status_code == 200 and resp.get_json()["accepted"] == 5

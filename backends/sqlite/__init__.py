@@ -1,0 +1,27 @@
+"""SQLite storage backend: durable single-file storage for one machine, safe under several workers.
+
+Modules: `backend` (the class: connections, catalog, durable append), `schema` (tables, triggers,
+migrations, URL parsing), `compiler` (neutral query -> SQL fragments), `reader` (one query's total, page
+and aggregations in a read transaction), `aggregate` (aggregations in SQL and from the day summary),
+`group_commit` (concurrent appends share one transaction and one fsync).
+
+URL forms: ``sqlite:///relative/path.db`` (relative to the working directory), ``sqlite:////abs/path.db``,
+and ``sqlite://`` or ``sqlite:///:memory:`` for a private in-memory database (one connection behind a
+lock; not shared between processes).
+"""
+
+from __future__ import annotations
+
+from gateway.hookspecs import hookimpl
+from gateway.storage import Backend
+
+from .backend import DELETE_CHUNK, SQLiteBackend
+from .schema import MIGRATIONS, TOMBSTONE, parse_url
+
+__all__ = ["DELETE_CHUNK", "MIGRATIONS", "TOMBSTONE", "SQLiteBackend", "parse_url", "storage_backends"]
+
+
+@hookimpl
+def storage_backends() -> list[type[Backend]]:
+    """Register `SQLiteBackend` for ``sqlite://`` URLs."""
+    return [SQLiteBackend]

@@ -1,0 +1,347 @@
+"""`SQLiteBackend`: durable single-file storage for one machine, safe under several workers.
+
+The file is in WAL mode with ``synchronous=FULL``, so an acknowledged append survives a SIGKILL of the
+worker (and a power cut). Every process and thread has its own connection (a connection made before a
+gunicorn fork is never used by the child); writers serialize with ``BEGIN IMMEDIATE`` and wait up to
+``busy_timeout_ms`` for each other, and concurrent appends of one process share a transaction
+(`backends.sqlite.group_commit`). Reads are compiled to SQL (`backends.sqlite.reader`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from gateway.events import Event, FieldSpec, Stream, now_ms
+from gateway.query import Condition, Query, QueryResult
+from gateway.query.checks import check_event
+from gateway.query.cursor import decode_position
+from gateway.query.evaluate import native_tree
+from gateway.storage import Backend, BackendUnavailable, StreamExists, StreamNotFound
+
+from .group_commit import GroupCommitter
+from .reader import run_query, scan_rows
+from .schema import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    INSERT_EVENT,
+    INSERT_STREAM,
+    MIGRATIONS,
+    TOMBSTONE,
+    is_unavailable,
+    parse_url,
+)
+
+DELETE_CHUNK = 5000
+_MISSING_STREAM = "the batch names a stream that does not exist; nothing was stored"
+# Connections inherited through fork: kept referenced so that garbage collection never closes them in the
+# child (closing a parent's SQLite connection in a child can corrupt the parent's locks).
+_INHERITED: list[sqlite3.Connection] = []
+#: What `append` hands the group committer: the event rows and the streams to create first.
+_Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+class SQLiteBackend(Backend):
+    """Streams and events in one SQLite file (or a private in-memory database)."""
+
+    schemes = ("sqlite",)
+    multiprocess_safe = True
+
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(url, options)
+        self.path = parse_url(url)
+        self.memory = self.path == ":memory:"
+        unknown = set(self.options) - {"busy_timeout_ms", "synchronous"}
+        if unknown:
+            raise ValueError(f"storage.options: unknown SQLite option(s) {', '.join(sorted(unknown))} "
+                             "(known: busy_timeout_ms, synchronous)")
+        self.busy_timeout_ms = int(self.options.get("busy_timeout_ms", DEFAULT_BUSY_TIMEOUT_MS))
+        self._local = threading.local()
+        self._connections: list[tuple[int, sqlite3.Connection]] = []
+        self._memory_lock = threading.RLock()
+        self._memory_conn: sqlite3.Connection | None = None
+        self.synchronous = str(self.options.get("synchronous", "full")).upper()
+        if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"storage.options.synchronous: expected full, normal or extra, got {self.synchronous!r}")
+        self._committer = GroupCommitter(self._commit_batches,
+                                         lock_path=None if self.memory else f"{self.path}-writelock")
+        if self.memory:
+            # An in-memory database exists per connection: one connection, used under a lock.
+            self.multiprocess_safe = False
+        try:
+            if not self.memory:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with self._session() as conn:
+                if self.memory:
+                    self._migrate(conn)
+                self._finish_deletes(conn)
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+
+    # -- connections -----------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=self.busy_timeout_ms / 1000, cached_statements=256)
+        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        if not self.memory:
+            conn.execute("PRAGMA journal_mode = WAL")  # persistent in the file; a no-op once set
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        """This process's and thread's connection, made on first use (and anew in a forked child)."""
+        if self.memory:
+            if self._memory_conn is None:
+                self._memory_conn = self._connect()
+            return self._memory_conn
+        local = self._local
+        pid = os.getpid()
+        conn = getattr(local, "conn", None)
+        if conn is not None and local.pid == pid:
+            if os.stat(self.path).st_ino == local.inode:  # FileNotFoundError: the file was deleted
+                return conn
+            self._forget_connection()  # the file was replaced under us: never write into the old inode
+            raise BackendUnavailable(f"SQLite database {self.path} was replaced while open; reconnecting")
+        if conn is not None:
+            _INHERITED.append(conn)
+        conn = self._connect()
+        self._migrate(conn)  # cheap when current; gives the schema to a file that appeared at the path anew
+        local.conn, local.pid, local.inode = conn, pid, os.stat(self.path).st_ino
+        self._connections.append((pid, conn))
+        return conn
+
+    def _forget_connection(self) -> None:
+        """Drop this thread's connection after a failure, so that the next call reconnects."""
+        if self.memory:
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            self._local.conn = None
+            with suppress(sqlite3.Error):
+                conn.close()
+
+    @contextmanager
+    def _session(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one operation; SQLite failures of the store become `BackendUnavailable`."""
+        lock = self._memory_lock if self.memory else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            try:
+                try:
+                    conn = self._connection()
+                except FileNotFoundError as exc:  # deleted while open: acknowledging into it would lose events
+                    self._forget_connection()
+                    raise BackendUnavailable(f"SQLite database {self.path} was deleted while open") from exc
+                yield conn
+            except sqlite3.Error as exc:
+                if is_unavailable(exc):
+                    self._forget_connection()
+                    raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
+                raise
+        finally:
+            if lock is not None:
+                lock.release()
+
+    @contextmanager
+    def _transaction(self, conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
+        """Run the block in a transaction: committed when it returns, rolled back when it raises."""
+        conn.execute(begin)
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring the schema to the latest version; concurrent starters serialize on BEGIN IMMEDIATE."""
+        with self._transaction(conn, "BEGIN IMMEDIATE"):
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                         "(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+            current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            if current > len(MIGRATIONS):
+                raise BackendUnavailable(f"SQLite database {self.path} has schema version {current}, newer "
+                                         f"than this gateway knows ({len(MIGRATIONS)})")
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                             (version, now_ms()))
+
+    def close(self) -> None:
+        """Close this process's connections (connections of other threads included)."""
+        pid = os.getpid()
+        for owner, conn in self._connections:
+            if owner == pid:
+                conn.close()
+        self._connections = [(owner, c) for owner, c in self._connections if owner != pid]
+        self._local = threading.local()
+        self._committer.close()
+        if self._memory_conn is not None:
+            self._memory_conn.close()
+            self._memory_conn = None
+
+    # -- catalog ---------------------------------------------------------------------------------
+    @staticmethod
+    def _stream(row: Sequence[Any]) -> Stream:
+        tenant, plugin, name, created_at, schema = row
+        fields = None if schema is None else tuple(FieldSpec(f["name"], f["type"]) for f in json.loads(schema))
+        return Stream(tenant=tenant, plugin=plugin, name=name, created_at=created_at, schema=fields)
+
+    def create_stream(self, stream: Stream) -> Stream:
+        """Create a stream; raise `StreamExists` when the tenant already has it."""
+        schema = None if stream.schema is None else json.dumps([{"name": f.name, "type": f.type}
+                                                                for f in stream.schema])
+        with self._session() as conn:
+            try:
+                conn.execute("INSERT INTO streams (tenant, plugin, name, created_at, schema) VALUES (?, ?, ?, ?, ?)",
+                             (stream.tenant, stream.plugin, stream.name, stream.created_at, schema))
+            except sqlite3.IntegrityError as exc:
+                raise StreamExists(f"stream [{stream.name}] already exists") from exc
+        return Stream(tenant=stream.tenant, plugin=stream.plugin, name=stream.name,
+                      created_at=stream.created_at, schema=stream.schema)
+
+    def get_stream(self, tenant: str, plugin: str, name: str) -> Stream | None:
+        """The stream, or None."""
+        with self._session() as conn:
+            row = conn.execute("SELECT tenant, plugin, name, created_at, schema FROM streams "
+                               "WHERE tenant = ? AND plugin = ? AND name = ?", (tenant, plugin, name)).fetchone()
+        return None if row is None else self._stream(row)
+
+    def list_streams(self, tenant: str, plugin: str) -> list[Stream]:
+        """Every stream of the tenant for the plugin, ordered by name."""
+        with self._session() as conn:
+            rows = conn.execute("SELECT tenant, plugin, name, created_at, schema FROM streams "
+                                "WHERE tenant = ? AND plugin = ? ORDER BY name", (tenant, plugin)).fetchall()
+        return [self._stream(row) for row in rows]
+
+    def delete_stream(self, tenant: str, plugin: str, name: str) -> bool:
+        """Delete the stream and its events; False when it did not exist.
+
+        The stream first becomes a tombstone in one short transaction (its name is free and appends to it
+        fail from then on); its events then go in chunks of `DELETE_CHUNK`, each its own transaction, so a
+        stream of millions of events never holds the write lock for long (appends of other streams
+        interleave, instead of waiting out the busy timeout). A delete cut short by a crash is finished
+        when the database is next opened.
+        """
+        with self._session() as conn:
+            with self._transaction(conn, "BEGIN IMMEDIATE"):
+                row = conn.execute("SELECT id FROM streams WHERE tenant = ? AND plugin = ? AND name = ?",
+                                   (tenant, plugin, name)).fetchone()
+                if row is None:
+                    return False
+                conn.execute("UPDATE streams SET tenant = ?, name = ? WHERE id = ?", (TOMBSTONE, str(row[0]), row[0]))
+            self._purge(conn, row[0])
+        return True
+
+    def _purge(self, conn: sqlite3.Connection, stream_id: int) -> None:
+        """Delete a tombstoned stream's events chunk by chunk, then the stream."""
+        while True:
+            with self._transaction(conn, "BEGIN IMMEDIATE"):
+                deleted = conn.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE stream_id = ? "
+                                       "LIMIT ?)", (stream_id, DELETE_CHUNK)).rowcount
+                if deleted < DELETE_CHUNK:
+                    conn.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
+                    return
+
+    def _finish_deletes(self, conn: sqlite3.Connection) -> None:
+        """Complete deletes a crash interrupted (tombstones left behind)."""
+        for (stream_id,) in conn.execute("SELECT id FROM streams WHERE tenant = ?", (TOMBSTONE,)).fetchall():
+            self._purge(conn, stream_id)
+
+    def plugins_of(self, tenant: str) -> list[str]:
+        """The plugins that have streams for the tenant, sorted."""
+        with self._session() as conn:
+            rows = conn.execute("SELECT DISTINCT plugin FROM streams WHERE tenant = ? ORDER BY plugin",
+                                (tenant,)).fetchall()
+        return [row[0] for row in rows]
+
+    # -- events ----------------------------------------------------------------------------------
+    def append(self, events: Sequence[Event], create_streams: bool = False) -> int:
+        """Store the batch in one transaction, durably; return how many events were new.
+
+        The stream id is resolved by a subquery in the INSERT; a missing stream makes it NULL, which the
+        NOT NULL constraint rejects, so the batch is rolled back and `StreamNotFound` raised. With
+        `create_streams`, missing streams are first inserted in the same transaction (a batch is never
+        stored without its streams, nor its streams without it). Concurrent appends of one process are
+        committed together (`backends.sqlite.group_commit`), each batch in its own savepoint, so one disk
+        sync serves several requests and a bad batch never affects another.
+        """
+        rows = []
+        for event in events:
+            rows.append((event.tenant, event.plugin, event.stream, event.id, event.type, event.timestamp,
+                         event.received_at, event.user_id, event.session_id, check_event(event)))
+        if not rows:
+            return 0
+        streams: list[tuple[Any, ...]] = []
+        if create_streams:
+            created_at = now_ms()
+            streams = [(*key, created_at) for key in dict.fromkeys(row[:3] for row in rows)]
+        try:
+            return self._committer.submit((rows, streams))
+        except OSError as exc:  # the writer lock file cannot be opened: the store's directory is gone
+            raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
+
+    def _commit_batches(self, batches: Sequence[_Batch]) -> list[Any]:
+        """One transaction for a group of batches; per batch, its count of new rows or its exception.
+
+        Each batch runs in a savepoint when the group has several, so a failing one is undone alone.
+        """
+        results: list[Any] = []
+        alone = len(batches) == 1
+        with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
+            for rows, streams in batches:
+                if not alone:
+                    conn.execute("SAVEPOINT batch")
+                try:
+                    if streams:
+                        conn.executemany(INSERT_STREAM, streams)
+                    # rowcount, not total_changes: the event_days trigger's writes must not count.
+                    if len(rows) == 1:
+                        added = conn.execute(INSERT_EVENT, rows[0]).rowcount
+                    else:
+                        added = conn.executemany(INSERT_EVENT, rows).rowcount
+                except sqlite3.IntegrityError as exc:
+                    if "events.stream_id" not in str(exc):
+                        raise
+                    if alone:
+                        raise StreamNotFound(_MISSING_STREAM) from exc
+                    conn.execute("ROLLBACK TO batch")
+                    results.append(StreamNotFound(_MISSING_STREAM))
+                else:
+                    results.append(added)
+                if not alone:
+                    conn.execute("RELEASE batch")
+        return results
+
+    def pushable(self, condition: Condition) -> bool:
+        """Native filters and AND/OR/NOT trees of them compile to SQL."""
+        return native_tree(condition)
+
+    def answer(self, query: Query) -> QueryResult:
+        """Answer a native query in SQL (`backends.sqlite.reader`)."""
+        cursor = decode_position(query.cursor, len(query.sort)) if query.cursor is not None else None
+        with self._session() as conn, self._transaction(conn):
+            return run_query(conn, query, cursor)
+
+    def scan(self, query: Query) -> Iterator[tuple[int, Event]]:
+        """``(seq, event)`` of the matching events, from one SELECT in a read transaction."""
+        with self._session() as conn, self._transaction(conn):
+            yield from scan_rows(conn, query)
+
+    # -- operations ------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Path, journal mode and schema version (cheap: no counting)."""
+        with self._session() as conn:
+            version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        return {"backend": "sqlite", "path": self.path, "journal_mode": mode, "schema_version": version}
