@@ -26,7 +26,7 @@ from gateway.query import Aggregation, Filter
 
 from . import codec
 from .compiler import SCALAR_TYPES, Compiler, each_value, num, per_event, text_of
-from .reference import FIXED_INTERVALS_MS, WEEK_ORIGIN_MS, empty_metric, normalize_key, order_buckets, percentile
+from .reference import FIXED_INTERVALS_MS, WEEK_ORIGIN_MS, fill, normalize_key, order_buckets, percentile
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 _NUMERIC_TYPES = "('number', 'boolean')"
@@ -60,12 +60,6 @@ class KeySpec:
 def key_of(kn: Any, ks: Any) -> Any:
     """The Python bucket key of a (number, string) pair."""
     return codec.number(kn) if kn is not None else codec.decode_str(ks)
-
-
-def fill(aggs: Sequence[Aggregation], found: dict[str, Any]) -> dict[str, Any]:
-    """Every aggregation's result, with the empty result for those that saw no rows."""
-    return {a.name: found.get(a.name, [] if a.kind in ("terms", "date_histogram") else empty_metric(a))
-            for a in aggs}
 
 
 class Aggregator:

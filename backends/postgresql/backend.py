@@ -18,14 +18,14 @@ from typing import Any
 import psycopg
 
 from gateway.events import Event, FieldSpec, Stream
-from gateway.query import Query, QueryResult
+from gateway.query import Condition, Filter, Query, QueryResult
 from gateway.storage import Backend, StreamExists, StreamNotFound
 
 from . import codec, settings, writer
-from .aggregate import Aggregator, fill
+from .aggregate import Aggregator
 from .compiler import CONSTANT_FIELDS, Compiler, sort_value
 from .pool import Database
-from .reference import decode_position, encode_position, value_matches
+from .reference import decode_position, encode_position, fill, native_tree, value_matches
 from .schema import quoted
 
 _MISSING_STREAM = "the batch names a stream that does not exist; nothing was stored"
@@ -119,8 +119,13 @@ class PostgresBackend(Backend):
         return self.db.run(work)
 
     # -- queries -----------------------------------------------------------------------------------
-    def query(self, query: Query) -> QueryResult:
-        """Answer a query with the semantics documented in `gateway.query`, in SQL."""
+    def pushable(self, condition: Condition) -> bool:
+        """Native filters and AND/OR/NOT trees of them compile to SQL (``regex`` and computed fields do
+        not: the core evaluates those over `scan`)."""
+        return native_tree(condition)
+
+    def answer(self, query: Query) -> QueryResult:
+        """Answer a native query (`native`) with the semantics documented in `gateway.query`, in SQL."""
         position = decode_position(query.cursor, len(query.sort)) if query.cursor is not None else None
         return self.db.run(lambda conn: self._query(conn, query, position))
 
@@ -192,7 +197,7 @@ class PostgresBackend(Backend):
                 return {}
             sql += " AND name = ANY(%s::text[])"
             params.append([codec.encode_str(name) for name in query.streams])
-        constant = [f for f in query.filters if f.field in CONSTANT_FIELDS]
+        constant = [f for f in query.filters if isinstance(f, Filter) and f.field in CONSTANT_FIELDS]
         found = {}
         for sid, stored in conn.execute(sql + " ORDER BY id", params).fetchall():
             name = codec.decode_str(stored)

@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gateway.query import Filter, Query, Sort
+from gateway.query import AllOf, AnyOf, Condition, Filter, Not, Query, Sort
 
 from . import codec
 from .reference import value_class
@@ -145,12 +145,22 @@ class Compiler:
                 f"AS v(j) WHERE {test.replace('@X@', 'v.j')}) ELSE COALESCE({test.replace('@X@', x)}, false) END)")
 
     # -- filters -----------------------------------------------------------------------------------
-    def filters(self, filters: Sequence[Filter]) -> list[str]:
-        """Conditions of the filters not on constant fields."""
-        return [self.filter(f) for f in filters if f.field not in CONSTANT_FIELDS]
+    def filters(self, filters: Sequence[Condition]) -> list[str]:
+        """Conditions of a query's filters, but for top-level filters on constant fields (they select the
+        streams, in Python)."""
+        return [self.filter(f) for f in filters if not (isinstance(f, Filter) and f.field in CONSTANT_FIELDS)]
 
-    def filter(self, flt: Filter) -> str:
-        """The SQL condition of one filter (never NULL where a negation could see it)."""
+    def filter(self, flt: Condition) -> str:
+        """The SQL condition of one filter or AND/OR/NOT tree of them (NULL where it does not hold, so
+        negations COALESCE first)."""
+        if isinstance(flt, AllOf):
+            return "(" + " AND ".join(map(self.filter, flt.conditions)) + ")" if flt.conditions else "true"
+        if isinstance(flt, AnyOf):
+            return "(" + " OR ".join(map(self.filter, flt.conditions)) + ")" if flt.conditions else "false"
+        if isinstance(flt, Not):
+            return f"(NOT COALESCE({self.filter(flt.condition)}, false))"
+        if not isinstance(flt, Filter) or not isinstance(flt.field, str):
+            raise ValueError(f"not a native condition: {flt!r}")
         op, value = flt.op, flt.value
         if op in ("ne", "not_in"):
             positive = Filter(flt.field, "eq" if op == "ne" else "in", value)

@@ -39,8 +39,7 @@ _TARGET = "stream_id, id, type, timestamp, received_at, user_id, session_id, dat
 
 def row(event: Event) -> list[Any]:
     """The stored values of an event (`ValueError` for an event no backend stores)."""
-    check_event(event)
-    text = codec.canonical(event.data)
+    text = check_event(event)  # the document's canonical text: compact ASCII JSON
     return [event.tenant, event.plugin, codec.encode_str(event.stream), codec.encode_str(event.id),
             codec.scalar_text(event.type, "type"), event.timestamp, event.received_at,
             codec.scalar_text(event.user_id, "user_id"), codec.scalar_text(event.session_id, "session_id"),
