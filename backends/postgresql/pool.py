@@ -92,6 +92,7 @@ class Database:
         if self._migrated:
             return
         with self.connect() as conn:
+            conn.execute("SET statement_timeout = 0")  # a migration may rewrite big tables: no request waits on it
             schema.migrate(conn, self.settings.schema)
         self._migrated = True
 

@@ -312,6 +312,20 @@ def test_migrations_from_processes_starting_together(postgres_url: str) -> None:
     assert versions == list(range(1, len(MIGRATIONS) + 1))
 
 
+def test_statement_timeout_cancels_without_storing(postgres_url: str) -> None:
+    hasty = PostgresBackend(postgres_url, {"statement_timeout_ms": 1, "retries": 3})
+    patient = PostgresBackend(postgres_url)
+    try:
+        patient.create_stream(Stream(T, P, "s"))
+        with pytest.raises(BackendUnavailable, match="statement cancelled"):
+            hasty.append([ev(f"e{i}", "s", i, {"i": i, "pad": "x" * 200}) for i in range(20_000)])
+        assert patient.query(Query(tenant=T, plugin=P, limit=0)).total == 0
+        assert patient.append([ev("a", "s", 1)]) == 1
+    finally:
+        hasty.close()
+        patient.close()
+
+
 # -- outages -------------------------------------------------------------------------------------------
 def test_database_down_then_back(postgres_url: str, postgres_server: PgServer) -> None:
     backend = PostgresBackend(postgres_url, FAST_FAIL)
