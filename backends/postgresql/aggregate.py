@@ -3,18 +3,21 @@
 Every aggregation kind of `gateway.query` runs in SQL over the events matching the query:
 
 * ``count``/``sum``/``avg``/``min``/``max`` in one statement per level; array values are summarised per
-  event in a LATERAL subquery (booleans count as 1/0). Sums are exact (``numeric``): an all-integer sum
+  event by a subquery (booleans count as 1/0). Sums are exact (``numeric``): an all-integer sum
   is an int, as in the reference; a sum with fractions is the correctly rounded float of the exact sum.
-* ``distinct_count``: ``count(DISTINCT ...)`` over the scalar values (numbers compared by value, so 1 and
-  1.0 and true count once, as in the reference).
+* ``distinct_count``, and ``terms`` without sub-aggregations, on jsonb fields: GROUP BY the raw jsonb value
+  (one cheap grouping, no per-row expansion); the few distinct values are turned into keys by the
+  reference's `scalar_values`/`normalize_key` (an array counts once for each distinct element; true and 1
+  are one key). On other fields: ``count(DISTINCT ...)`` and grouping by the key expression.
 * ``percentiles``: ``row_number()``/``count(*)`` windows pick, for each percent, the two ranks the
   reference interpolates between (the rank arithmetic is the reference's, in float8, so the ranks are the
   same); only those rows come back, and `reference.percentile` interpolates them — results are identical to
   the reference's ``percentile_cont``-style linear interpolation.
-* ``terms``/``date_histogram``: GROUP BY the bucket key (an array's distinct values through a LATERAL
-  join; calendar buckets with integer arithmetic for fixed intervals and ISO weeks, ``date_trunc(...,
-  'UTC')`` for months and years); the reference's `order_buckets` picks and orders buckets. Sub-aggregations
-  run one statement per level grouped by every ancestor key, restricted to the kept terms keys.
+* ``terms`` with sub-aggregations and ``date_histogram``: GROUP BY the bucket key (an array's distinct
+  values through a LATERAL join; calendar buckets with integer arithmetic for fixed intervals and ISO
+  weeks, ``date_trunc(..., 'UTC')`` for months and years); the reference's `order_buckets` picks and orders
+  buckets. Sub-aggregations run one statement per level grouped by every ancestor key, restricted to the
+  kept terms keys.
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ from gateway.query import Aggregation, Filter
 
 from . import codec
 from .compiler import SCALAR_TYPES, Compiler, each_value, num, per_event, text_of
-from .reference import FIXED_INTERVALS_MS, WEEK_ORIGIN_MS, fill, normalize_key, order_buckets, percentile
+from .reference import (
+    FIXED_INTERVALS_MS,
+    WEEK_ORIGIN_MS,
+    fill,
+    normalize_key,
+    order_buckets,
+    percentile,
+    scalar_values,
+)
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 _NUMERIC_TYPES = "('number', 'boolean')"
@@ -173,7 +184,13 @@ class Aggregator:
                     else:
                         put(anc, a.name, codec.number(values.pop(0)))
         for a in aggs:
-            if a.kind == "distinct_count":
+            if a.kind == "distinct_count" and self.c.field(a.field or "")[1] in ("json", "scalar"):
+                seen: dict[tuple[Any, ...], set[Any]] = {}
+                for anc, keys, _ in self.raw_values(a.field or "", ctx):
+                    seen.setdefault(anc, set()).update(keys)
+                for anc, keys in seen.items():
+                    put(anc, a.name, len(keys))
+            elif a.kind == "distinct_count":
                 spec = self.key_spec(Aggregation(a.name, "terms", field=a.field), depth)
                 sql = (f"SELECT {select}count(DISTINCT {spec.text()}) "
                        f"{self.source([*ctx, spec])}{group}")
@@ -211,6 +228,21 @@ class Aggregator:
         return {anc: {p: percentile(_Ranks(count, picked), p) for p in agg.percents}
                 for anc, (count, picked) in groups.items()}
 
+    def raw_values(self, field: str, ctx: list[KeySpec]) -> list[tuple[tuple[Any, ...], set[Any], int]]:
+        """(ancestor keys, terms keys, events) per distinct jsonb value of a field, grouped in SQL by the
+        raw value (cheaper than expanding every row) and turned into keys by the reference's rules."""
+        x, _ = self.c.field(field)
+        depth = len(ctx)
+        cols = [*self.ancestors(ctx), x]
+        sql = f"SELECT {', '.join(cols)}, count(*) {self.source(ctx)} AND {x} IS NOT NULL GROUP BY {', '.join(cols)}"
+        out = []
+        for row in self.rows(sql, self.c.params):
+            anc = tuple(key_of(row[2 * i], row[2 * i + 1]) for i in range(depth))
+            keys = {normalize_key(v) for v in scalar_values(row[2 * depth])}
+            if keys:
+                out.append((anc, keys, row[-1]))
+        return out
+
     def values_each(self, field: str) -> tuple[str, str]:
         """A join yielding one row per numeric value of a field (array elements each), and its column."""
         x, kind = self.c.field(field)
@@ -228,16 +260,22 @@ class Aggregator:
         depth = len(ctx)
         spec = self.key_spec(agg, depth)
         sub_ctx = [*ctx, spec]
-        cols = self.ancestors(sub_ctx)
-        sql = f"SELECT {', '.join(cols)}, count(*) {self.source(sub_ctx)} GROUP BY {', '.join(cols)}"
         counts: dict[tuple[Any, ...], dict[Any, int]] = {}
-        for row in self.rows(sql, self.c.params):
-            anc = tuple(key_of(row[2 * i], row[2 * i + 1]) for i in range(depth))
-            key = key_of(row[2 * depth], row[2 * depth + 1])
-            if key is None:
-                continue
-            group = counts.setdefault(anc, {})
-            group[key] = group.get(key, 0) + row[-1]
+        if agg.kind == "terms" and not agg.aggs and self.c.field(agg.source)[1] in ("json", "scalar"):
+            for anc, keys, n in self.raw_values(agg.source, ctx):
+                group = counts.setdefault(anc, {})
+                for key in keys:
+                    group[key] = group.get(key, 0) + n
+        else:
+            cols = self.ancestors(sub_ctx)
+            sql = f"SELECT {', '.join(cols)}, count(*) {self.source(sub_ctx)} GROUP BY {', '.join(cols)}"
+            for row in self.rows(sql, self.c.params):
+                anc = tuple(key_of(row[2 * i], row[2 * i + 1]) for i in range(depth))
+                key = key_of(row[2 * depth], row[2 * depth + 1])
+                if key is None:
+                    continue
+                group = counts.setdefault(anc, {})
+                group[key] = group.get(key, 0) + row[-1]
         chosen = {anc: order_buckets(agg, group) for anc, group in counts.items()}
         sub: dict[tuple[Any, ...], dict[str, Any]] = {}
         if agg.aggs and chosen:

@@ -12,8 +12,8 @@ from gateway.query.calendar import DAY_MS, FIXED_INTERVALS_MS, WEEK_ORIGIN_MS, b
 from gateway.query.checks import check_event
 from gateway.query.cursor import decode_position, encode_position
 from gateway.query.evaluate import native_tree
-from gateway.query.semantics import normalize_key, rank, value_class, value_matches
+from gateway.query.semantics import normalize_key, rank, scalar_values, value_class, value_matches
 
 __all__ = ["DAY_MS", "FIXED_INTERVALS_MS", "WEEK_ORIGIN_MS", "bucket_end", "bucket_start", "check_event",
            "decode_position", "empty_metric", "encode_position", "fill", "native_tree", "normalize_key",
-           "order_buckets", "percentile", "rank", "value_class", "value_matches"]
+           "order_buckets", "percentile", "rank", "scalar_values", "value_class", "value_matches"]
