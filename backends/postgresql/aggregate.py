@@ -261,7 +261,7 @@ class Aggregator:
         spec = self.key_spec(agg, depth)
         sub_ctx = [*ctx, spec]
         counts: dict[tuple[Any, ...], dict[Any, int]] = {}
-        if agg.kind == "terms" and not agg.aggs and self.c.field(agg.source)[1] in ("json", "scalar"):
+        if agg.kind == "terms" and self.c.field(agg.source)[1] in ("json", "scalar"):
             for anc, keys, n in self.raw_values(agg.source, ctx):
                 group = counts.setdefault(anc, {})
                 for key in keys:
@@ -288,7 +288,10 @@ class Aggregator:
                     parts.append(f"{spec.kn} = ANY({self.c.bind(numbers, '::numeric[]')})")
                 if strings:
                     parts.append(f"{spec.ks} = ANY({self.c.bind(strings, '::text[]')})")
-                spec.selected = f"({' OR '.join(parts)})"
+                # The events of the kept buckets are those matching `in kept` (same-class equality, any array
+                # element): that filter, cheap on jsonb, narrows the rows before their keys are expanded.
+                narrow = self.c.filter(Filter(agg.source, "in", list(kept)))
+                spec.selected = f"({' OR '.join(parts)}) AND {narrow}"
             sub = self.level(agg.aggs, sub_ctx)
         return {anc: [{"key": normalize_key(key), "count": count, **fill(agg.aggs, sub.get((*anc, key), {}))}
                       for key, count in buckets] for anc, buckets in chosen.items()}
