@@ -16,10 +16,12 @@ A statement cancelled by ``statement_timeout`` is not retried.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -47,6 +49,13 @@ def _configure(conn: psycopg.Connection) -> None:
     conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {INCOMING.split('.')[1]} (ord bigint GENERATED ALWAYS AS "
                  "IDENTITY, t text, p text, n text, id text, type jsonb, timestamp bigint, received_at bigint, "
                  "user_id jsonb, session_id jsonb, data jsonb, doc text) ON COMMIT DELETE ROWS")
+
+
+def _close_quietly(pool: ConnectionPool, pid: int) -> None:
+    """Close a pool, in the process that made it only (a forked child must not touch its connections)."""
+    if os.getpid() == pid:
+        with contextlib.suppress(Exception):
+            pool.close(timeout=1.0)
 
 
 class Database:
@@ -78,6 +87,9 @@ class Database:
                                             open=False)
                 self._pool.open(wait=False)
                 self._pid = pid
+                # Closed when this object is collected (a backend nobody closed): left to the pool's own
+                # __del__, the close could run in one of its worker threads, which cannot join itself.
+                weakref.finalize(self, _close_quietly, self._pool, pid)
             return self._pool
 
     def _drop_pool(self, pool: ConnectionPool) -> None:
