@@ -238,7 +238,7 @@ class PostgresBackend(Backend):
 
     # -- operations --------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        """Server version, schema and its version, pool figures (no credentials)."""
+        """Server version, schema and its version, pool figures (no credentials, no database name)."""
         def work(conn: psycopg.Connection) -> tuple[str, int]:
             version = conn.execute("SHOW server_version").fetchone()[0]
             current = conn.execute(f"SELECT coalesce(max(version), 0) FROM {quoted(self.settings.schema)}"
@@ -246,7 +246,7 @@ class PostgresBackend(Backend):
             return version, current
 
         version, current = self.db.run(work)
-        return {"backend": "postgresql", "url": self.settings.display, "server_version": version,
+        return {"backend": "postgresql", "server_version": version,
                 "schema": self.settings.schema, "schema_version": current, **self.db.stats()}
 
     def close(self) -> None:

@@ -130,4 +130,6 @@ def parse(url: str, options: Mapping[str, Any]) -> Settings:
     if checked.get("pool_min_size", 1) > checked.get("pool_size", 10):
         raise ValueError("storage.options.pool_min_size must not exceed pool_size")
     base = urlunsplit(("postgresql", parts.netloc, parts.path, "", ""))
-    return Settings(conninfo=base, display=redact_url(base), **checked)
+    # Messages (shown by the unauthenticated health route when the store is down) name the server only.
+    display = f"postgresql://{parts.netloc.rpartition('@')[2]}"
+    return Settings(conninfo=base, display=display, **checked)
