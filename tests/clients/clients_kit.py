@@ -18,6 +18,8 @@ CLIENT_CREDENTIALS = [
     {"id": "node-es9", "secret": "node-es9-secret-1", "tenant": "node9", "grants": ["elastic_analytics:*"]},
     {"id": "browser", "secret": "browser-secret-1", "tenant": "shopfront",
      "grants": ["elastic_analytics:post_event"]},
+    {"id": "shop-owner", "secret": "shop-owner-secret-1", "tenant": "shopfront",
+     "grants": ["elastic_analytics:manage"]},
 ]
 CLIENT_SECRETS = {c["id"]: c["secret"] for c in CLIENT_CREDENTIALS}
 
