@@ -12,7 +12,6 @@ the bare Flask route, 2 workers x 4 threads each), then in one run:
 
 from __future__ import annotations
 
-import http.client
 import socket
 import statistics
 import subprocess
@@ -24,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from . import BenchError, env_number
+from .bare_app import PATH
 from .candidates import CANDIDATES
 from .ingest import BODY, HEADERS
 from .load import run_load, tool
-from .servers import (AUTHORIZATION, COLLECTION, REPO, Server, _wait_ready, free_port, request,
-                      write_gateway_config)
-from .bare_app import PATH
+from .servers import AUTHORIZATION, COLLECTION, REPO, Server, _wait_ready, free_port, request, write_gateway_config
 
 TIMEOUT = 3.0
 

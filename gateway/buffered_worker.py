@@ -20,18 +20,23 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import deque
+from contextlib import suppress
 from functools import partial
 from typing import Any
 
 from gunicorn import http
 from gunicorn.http.errors import NoMoreData
-from gunicorn.workers.gthread import _DEFER, ThreadWorker
+from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
 from .http_framing import Verdict, frame
 from .server_errors import error_response, log_rejection, rejection
 
 #: Header blocks (request line + fields) past this many bytes are refused with 431 (nginx: 4 x 8 KiB).
 MAX_HEADER_BYTES = 32 * 1024
+#: After a final answer on a connection we close, what the client still sends (the rest of a refused body)
+#: is read and discarded for at most this long, so our answer is not lost to a TCP reset (RFC 9112 9.6).
+LINGER_SECONDS = 5.0
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -62,6 +67,10 @@ class BufferedThreadWorker(ThreadWorker):
     request_timeout: float = 30.0
     max_body_bytes: int = 1_048_576
 
+    def init_process(self) -> None:
+        self.lingering: deque[Any] = deque()
+        super().init_process()
+
     # -- event loop (main thread) --------------------------------------------------------------------------
 
     def accept(self, listener: socket.socket) -> None:
@@ -71,8 +80,6 @@ class BufferedThreadWorker(ThreadWorker):
         except (BlockingIOError, ConnectionAbortedError, InterruptedError):
             return
         self.nr_conns += 1
-        from gunicorn.workers.gthread import TConn  # noqa: PLC0415 (gunicorn's own connection record)
-
         self._buffer(TConn(self.cfg, client_sock, client_addr, listener.getsockname()), b"")
 
     def _buffer(self, conn: Any, initial: bytes) -> None:
@@ -108,13 +115,11 @@ class BufferedThreadWorker(ThreadWorker):
         if framing.verdict is Verdict.NEED_MORE:
             if framing.expects_continue and not conn.sent_continue:
                 conn.sent_continue = True
-                try:
+                with suppress(OSError):
                     conn.sock.send(CONTINUE)
-                except OSError:
-                    pass
             return False
         if framing.verdict is Verdict.HEADERS_TOO_LARGE:
-            log_rejection(self.log, 431, "header block over %d bytes" % MAX_HEADER_BYTES)
+            log_rejection(self.log, 431, f"header block over {MAX_HEADER_BYTES} bytes")
             self._answer_and_close(conn, rejection(431))
             return True
         conn.must_close = framing.verdict is not Verdict.COMPLETE
@@ -130,20 +135,47 @@ class BufferedThreadWorker(ThreadWorker):
         self.enqueue_req(conn)
 
     def _forget(self, conn: Any) -> None:
-        try:
+        with suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass
-        try:
+        with suppress(ValueError):
             self.pending_conns.remove(conn)
-        except ValueError:
-            pass
 
     def _answer_and_close(self, conn: Any, payload: bytes) -> None:
+        if payload:
+            with suppress(OSError):
+                conn.sock.send(payload)
+        self._linger(conn)
+
+    def _linger(self, conn: Any) -> None:
+        """Close without blocking the loop: send FIN, discard what still arrives, close on EOF or in time."""
         try:
-            conn.sock.send(payload)
+            conn.sock.setblocking(False)
+            conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
-            pass
+            self.nr_conns -= 1
+            conn.close()
+            return
+        conn.timeout = time.monotonic() + LINGER_SECONDS
+        conn.discard_left = 4 * self.max_body_bytes + MAX_HEADER_BYTES
+        self.lingering.append(conn)
+        self.poller.register(conn.sock, 1, partial(self._on_lingering_readable, conn))
+
+    def _on_lingering_readable(self, conn: Any, sock: socket.socket) -> None:
+        try:
+            data = sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        conn.discard_left -= len(data)
+        if not data or conn.discard_left <= 0:
+            with suppress(ValueError):
+                self.lingering.remove(conn)
+            self._close_lingering(conn)
+
+    def _close_lingering(self, conn: Any) -> None:
+        with suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
         self.nr_conns -= 1
         conn.close()
 
@@ -152,11 +184,13 @@ class BufferedThreadWorker(ThreadWorker):
         now = time.monotonic()
         while self.pending_conns and self.pending_conns[0].timeout <= now:
             conn = self.pending_conns.popleft()
-            try:
+            with suppress(KeyError, ValueError, OSError):
                 self.poller.unregister(conn.sock)
-            except (KeyError, ValueError, OSError):
-                pass
+            if conn.pre:
+                log_rejection(self.log, 408, f"request incomplete after {self.request_timeout:g}s")
             self._answer_and_close(conn, rejection(408) if conn.pre else b"")
+        while self.lingering and self.lingering[0].timeout <= now:
+            self._close_lingering(self.lingering.popleft())
 
     def on_client_socket_readable(self, conn: Any, client: socket.socket) -> None:
         """A kept-alive connection sends its next request: buffer it like a new one."""
@@ -180,8 +214,7 @@ class BufferedThreadWorker(ThreadWorker):
                 self.keepalived_conns.append(conn)
                 self.poller.register(conn.sock, 1, partial(self.on_client_socket_readable, conn))
             else:
-                self.nr_conns -= 1
-                conn.close(graceful=True)
+                self._linger(conn)
         except Exception:
             self.nr_conns -= 1
             conn.close()
