@@ -85,39 +85,50 @@ class BufferedThreadWorker(ThreadWorker):
     def _buffer(self, conn: Any, initial: bytes) -> None:
         conn.sock.setblocking(False)
         conn.pre = bytearray(initial)
+        conn.resume = None
         conn.must_close = False
         conn.sent_continue = False
         conn.timeout = time.monotonic() + self.request_timeout
-        if initial and self._advance(conn):
+        # Usually the request is already there: read it now rather than after another trip through select().
+        if not initial and self._receive(conn) is None:
+            return
+        if conn.pre and self._advance(conn):
             return
         self.pending_conns.append(conn)
         self.poller.register(conn.sock, 1, partial(self._on_readable, conn))  # 1: selectors.EVENT_READ
 
-    def _on_readable(self, conn: Any, sock: socket.socket) -> None:
+    def _receive(self, conn: Any) -> bool | None:
+        """Read what has arrived: True if bytes came, False if none yet, None if the client went away."""
         try:
-            data = sock.recv(65536)
+            data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             data = b""
-        if not data:  # the client went away mid-request
+        if not data:  # the client closed (mid-request, or between requests)
             self._forget(conn)
             self.nr_conns -= 1
             conn.close()
-            return
+            return None
         conn.pre += data
-        if self._advance(conn):
-            self._forget(conn)
+        return True
+
+    def _on_readable(self, conn: Any, sock: socket.socket) -> None:
+        if self._receive(conn):
+            self._advance(conn)
 
     def _advance(self, conn: Any) -> bool:
         """Act on the buffered bytes; True when the connection left the buffering stage."""
-        framing = frame(conn.pre, max_header_bytes=MAX_HEADER_BYTES, max_body_bytes=self.max_body_bytes)
+        framing = frame(conn.pre, max_header_bytes=MAX_HEADER_BYTES, max_body_bytes=self.max_body_bytes,
+                        resume=conn.resume)
         if framing.verdict is Verdict.NEED_MORE:
+            conn.resume = framing.resume
             if framing.expects_continue and not conn.sent_continue:
                 conn.sent_continue = True
                 with suppress(OSError):
                     conn.sock.send(CONTINUE)
             return False
+        self._forget(conn)  # leaves the buffering stage (a no-op for bytes left over from a previous request)
         if framing.verdict is Verdict.HEADERS_TOO_LARGE:
             log_rejection(self.log, 431, f"header block over {MAX_HEADER_BYTES} bytes")
             self._answer_and_close(conn, rejection(431))

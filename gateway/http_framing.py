@@ -27,10 +27,17 @@ class Verdict(Enum):
 class Framing:
     verdict: Verdict
     expects_continue: bool = False  # the client waits for "100 Continue" before sending its body
+    #: For a chunked body still arriving: (offset of the next chunk-size line, body bytes so far), to pass
+    #: back as `resume` so each call walks only the new chunks (a body of 1-byte chunks stays linear).
+    resume: tuple[int, int] | None = None
 
 
-def frame(buf: bytes | bytearray, *, max_header_bytes: int, max_body_bytes: int) -> Framing:
-    """Classify `buf`, the bytes of one connection received since its previous request ended."""
+def frame(buf: bytes | bytearray, *, max_header_bytes: int, max_body_bytes: int,
+          resume: tuple[int, int] | None = None) -> Framing:
+    """Classify `buf`, the bytes of one connection received since its previous request ended.
+
+    `resume` is the `Framing.resume` of the previous call on the same, since grown, buffer.
+    """
     end = buf.find(b"\r\n\r\n")
     if end < 0:
         if len(buf) > max_header_bytes:
@@ -43,7 +50,8 @@ def frame(buf: bytes | bytearray, *, max_header_bytes: int, max_body_bytes: int)
     body_start = end + 4
     length, chunked, expects = _body_headers(bytes(buf[:end]))
     if chunked:
-        return _chunked(buf, body_start, max_body_bytes, expects)
+        pos, total = resume or (body_start, 0)
+        return _chunked(buf, pos, total, max_body_bytes, expects)
     if length is None:
         return Framing(Verdict.COMPLETE)
     if length < 0:
@@ -77,13 +85,14 @@ def _body_headers(head: bytes) -> tuple[int | None, bool, bool]:
     return length, chunked, expects
 
 
-def _chunked(buf: bytes | bytearray, pos: int, max_body_bytes: int, expects: bool) -> Framing:
-    """Walk the chunks from `pos`: complete after the last chunk and its trailer section."""
-    total = 0
+def _chunked(buf: bytes | bytearray, pos: int, total: int, max_body_bytes: int, expects: bool) -> Framing:
+    """Walk the chunks from `pos` (`total` body bytes before it): complete after the last chunk and trailers."""
     while True:
         line_end = buf.find(b"\r\n", pos)
         if line_end < 0:
-            return Framing(Verdict.MALFORMED if len(buf) - pos > 1024 else Verdict.NEED_MORE, expects)
+            if len(buf) - pos > 1024:
+                return Framing(Verdict.MALFORMED)
+            return Framing(Verdict.NEED_MORE, expects, (pos, total))
         size_text = bytes(buf[pos:line_end]).split(b";", 1)[0].strip()
         try:
             size = int(size_text, 16)
@@ -91,18 +100,19 @@ def _chunked(buf: bytes | bytearray, pos: int, max_body_bytes: int, expects: boo
             return Framing(Verdict.MALFORMED)
         if size < 0:
             return Framing(Verdict.MALFORMED)
-        total += size
-        if total > max_body_bytes:
+        if total + size > max_body_bytes:
             return Framing(Verdict.OVERSIZE)
-        pos = line_end + 2
+        if size and len(buf) < line_end + 2 + size + 2:
+            return Framing(Verdict.NEED_MORE, expects, (pos, total))
+        chunk_start, total, pos = pos, total + size, line_end + 2
         if size == 0:
             while True:  # trailer fields, then an empty line
                 line_end = buf.find(b"\r\n", pos)
                 if line_end < 0:
-                    return Framing(Verdict.MALFORMED if len(buf) - pos > 8192 else Verdict.NEED_MORE)
+                    if len(buf) - pos > 8192:
+                        return Framing(Verdict.MALFORMED)
+                    return Framing(Verdict.NEED_MORE, resume=(chunk_start, total - size))
                 if line_end == pos:
                     return Framing(Verdict.COMPLETE)
                 pos = line_end + 2
-        if len(buf) < pos + size + 2:
-            return Framing(Verdict.NEED_MORE, expects)
         pos += size + 2

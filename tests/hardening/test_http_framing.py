@@ -55,3 +55,24 @@ def test_expect_continue_is_reported_while_the_body_is_awaited() -> None:
     framing = frame(HEAD + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n", max_header_bytes=1000,
                     max_body_bytes=100)
     assert framing.verdict is Verdict.NEED_MORE and framing.expects_continue
+
+
+def test_a_chunked_body_arriving_in_pieces_is_walked_once() -> None:
+    """Each call resumes after the chunks already seen, so tiny chunks cannot make framing quadratic."""
+    head = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    buf = bytearray(head)
+    resume = None
+    for _ in range(50):
+        buf += b"1\r\na\r\n"
+        framing = frame(buf, max_header_bytes=1000, max_body_bytes=100, resume=resume)
+        assert framing.verdict is Verdict.NEED_MORE
+        resume = framing.resume
+    assert resume == (len(buf), 50)
+    buf += b"0\r\n"
+    framing = frame(buf, max_header_bytes=1000, max_body_bytes=100, resume=resume)
+    assert framing.verdict is Verdict.NEED_MORE and framing.resume == resume
+    buf += b"\r\n"
+    assert frame(buf, max_header_bytes=1000, max_body_bytes=100, resume=framing.resume).verdict is Verdict.COMPLETE
+    assert frame(buf + b"1\r\na\r\n" * 60, max_header_bytes=1000, max_body_bytes=100).verdict is Verdict.COMPLETE
+    over = bytearray(head) + b"1\r\na\r\n" * 101
+    assert frame(over, max_header_bytes=1000, max_body_bytes=100).verdict is Verdict.OVERSIZE
