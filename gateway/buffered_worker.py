@@ -89,11 +89,13 @@ class BufferedThreadWorker(ThreadWorker):
         conn.must_close = False
         conn.sent_continue = False
         conn.timeout = time.monotonic() + self.request_timeout
+        conn.waiting = False
         # Usually the request is already there: read it now rather than after another trip through select().
         if not initial and self._receive(conn) is None:
             return
         if conn.pre and self._advance(conn):
             return
+        conn.waiting = True
         self.pending_conns.append(conn)
         self.poller.register(conn.sock, 1, partial(self._on_readable, conn))  # 1: selectors.EVENT_READ
 
@@ -139,17 +141,23 @@ class BufferedThreadWorker(ThreadWorker):
 
     def _hand_over(self, conn: Any) -> None:
         conn.sock.setblocking(True)
-        conn.parser = http.get_parser(self.cfg, DeadlineSocket(conn.sock, conn.timeout), conn.client)
+        if conn.parser is None:  # first request on this connection; later ones reuse it, as gunicorn does
+            conn.source = DeadlineSocket(conn.sock, conn.timeout)
+            conn.parser = http.get_parser(self.cfg, conn.source, conn.client)
+        conn.source.deadline = conn.timeout
         conn.parser.unreader.unread(bytes(conn.pre))
         conn.pre = bytearray()
         conn.initialized = conn.data_ready = True
         self.enqueue_req(conn)
 
     def _forget(self, conn: Any) -> None:
-        with suppress(KeyError, ValueError, OSError):
-            self.poller.unregister(conn.sock)
-        with suppress(ValueError):
-            self.pending_conns.remove(conn)
+        """Stop waiting for this connection's bytes (the poller's KeyError would cost a socket repr)."""
+        if conn.waiting:
+            conn.waiting = False
+            with suppress(KeyError, ValueError, OSError):
+                self.poller.unregister(conn.sock)
+            with suppress(ValueError):
+                self.pending_conns.remove(conn)
 
     def _answer_and_close(self, conn: Any, payload: bytes) -> None:
         if payload:
@@ -195,6 +203,7 @@ class BufferedThreadWorker(ThreadWorker):
         now = time.monotonic()
         while self.pending_conns and self.pending_conns[0].timeout <= now:
             conn = self.pending_conns.popleft()
+            conn.waiting = False
             with suppress(KeyError, ValueError, OSError):
                 self.poller.unregister(conn.sock)
             if conn.pre:
