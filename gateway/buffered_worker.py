@@ -2,7 +2,7 @@
 
 Why: a thread-per-request server is taken down by clients that send half a request and stop (issue 10,
 item 1): each stalled client holds a thread, and gunicorn never times out a partial request. Measured
-against an async worker class, granian and nginx in front (``python -m bench.server_choice``), reading
+against an async worker class, granian and nginx in front (``python -m bench.server_choice``, commit fac9a53), reading
 requests in the worker's own selector loop kept ingest throughput and survived the stall test alone
 without a second process to install and run. So here:
 

@@ -3,7 +3,10 @@
 Workers are `gateway.buffered_worker.BufferedThreadWorker`: gunicorn's threaded worker, except that each
 request is read whole in the worker's event loop before a thread serves it, and dropped (408) when it is not
 complete within ``server.request_timeout``; so clients that stall mid-request cost a buffer, not a thread
-(issue 10; the comparison with other servers is ``python -m bench.server_choice``).
+(issue 10: of gunicorn gthread, gevent, granian, nginx in front and this, only nginx and this passed the stall
+test, both at gthread's ingest throughput; this one needs no second process or system package, so ``make run``
+serves the same way as production. The comparison harness, ``python -m bench.server_choice``, is in commit
+fac9a53).
 
 Each worker builds its own app from the validated configuration (no preloading), so no connection,
 lock or SQLite handle is ever shared across a fork.
