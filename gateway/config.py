@@ -79,6 +79,8 @@ class ServerSchema(_Strict):
     threads = fields.Integer(load_default=4, validate=validate.Range(min=1))
     max_body_bytes = fields.Integer(load_default=1_048_576, validate=validate.Range(min=1))
     trust_forwarded_for = fields.Boolean(load_default=True)
+    #: Seconds a client may take to send one whole request (headers and body) before it is dropped.
+    request_timeout = fields.Float(load_default=30.0, validate=validate.Range(min=0.1, max=300))
 
 
 class StorageSchema(_Strict):
