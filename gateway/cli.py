@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import Config, ConfigError, config_path, load_config
+from .config import Config, ConfigError, check_demo_secret, config_path, load_config
 
 CONFIG_OPTION = click.option("--config", "config_file", type=click.Path(dir_okay=False),
                              help="TOML file (default: $EVENT_GATEWAY_CONFIG, else config/gateway.toml)")
@@ -65,6 +65,10 @@ def serve(config_file: str | None, host: str | None, port: int | None, workers: 
 
     cfg = _config(config_file)
     host = host or cfg.server["host"]
+    try:
+        check_demo_secret(cfg.credentials, host)  # --host may move a loopback config off this machine
+    except ConfigError as exc:
+        _fail(str(exc))
     port = port or cfg.server["port"]
     workers = workers or cfg.server["workers"]
     threads = threads or cfg.server["threads"]
@@ -131,7 +135,8 @@ def check(config_file: str | None) -> None:
         reachable, reason = False, type(exc).__name__
     if not reachable:
         _fail(f"quota store unreachable: {redact_url(cfg.quotas['storage_url'])} ({reason})", 1)
-    click.echo(f"ok: {config_path(config_file)} is valid; storage {facts.get('backend', '?')} reachable; "
+    version = f" {facts['server_version']}" if facts.get("server_version") else ""
+    click.echo(f"ok: {config_path(config_file)} is valid; storage {facts.get('backend', '?')}{version} reachable; "
                f"quota store reachable; {len(state.apis)} APIs, {len(state.credentials)} credentials")
 
 
