@@ -20,7 +20,7 @@ from plugins.appdynamics.engine import ScrollIdError, run_query
 
 @pytest.fixture(params=list(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path):
-    store_ = BACKENDS[request.param](tmp_path)
+    store_ = BACKENDS[request.param](request, tmp_path)
     yield store_
     close(store_)
 
