@@ -14,6 +14,7 @@ from flask import g, request
 from .auth import Credential
 from .errors import Forbidden, MissingCredentials
 from .events import Event, Stream, new_event_id, now_ms
+from .metrics import count_accepted
 from .netaddr import client_ip as _client_ip
 from .quotas import quota
 from .state import get_state
@@ -80,11 +81,14 @@ def store_events(events: Sequence[Event], *, enrich: bool = True, create_streams
         for event in events:
             hook(event=event, request=request)
     if not create_streams:
-        return state.backend.append(events)
-    keys = {(event.tenant, event.plugin, event.stream) for event in events}
-    state.implicit_streams.ensure(state.backend, keys)
-    try:
-        return state.backend.append(events)
-    except StreamNotFound:  # deleted since we last saw it (by another process, perhaps): once more
-        state.implicit_streams.ensure(state.backend, keys, recheck=True)
-        return state.backend.append(events)
+        stored = state.backend.append(events)
+    else:
+        keys = {(event.tenant, event.plugin, event.stream) for event in events}
+        state.implicit_streams.ensure(state.backend, keys)
+        try:
+            stored = state.backend.append(events)
+        except StreamNotFound:  # deleted since we last saw it (by another process, perhaps): once more
+            state.implicit_streams.ensure(state.backend, keys, recheck=True)
+            stored = state.backend.append(events)
+    count_accepted(request.blueprint or "", len(events))  # duplicates the store already held count as accepted
+    return stored

@@ -53,6 +53,8 @@ class ServerSchema(_Strict):
     threads = fields.Integer(load_default=4, validate=validate.Range(min=1))
     max_body_bytes = fields.Integer(load_default=1_048_576, validate=validate.Range(min=1))
     trust_forwarded_for = fields.Boolean(load_default=True)
+    access_log = fields.Boolean(load_default=True)  # one JSON line per request (gateway.accesslog)
+    metrics = fields.String(load_default="grant", validate=validate.OneOf(["grant", "open", "off"]))
 
 
 class StorageSchema(_Strict):

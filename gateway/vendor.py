@@ -22,6 +22,7 @@ from flask import Blueprint
 
 from .auth import standard_scheme
 from .errors import render_gateway_error
+from .openapi import ApiDoc
 
 if TYPE_CHECKING:
     from flask import Request, Response
@@ -63,7 +64,9 @@ class VendorApi:
     credentials and answers errors in the gateway's own format. `grants` may be given as action names
     (``"write"``) or `Grant` objects; `quotas` maps quota names to default limits (``"1000 per second"``),
     which ``[quotas.<name>]`` may override; `settings_schema` is a marshmallow schema class validating the
-    ``[plugins.<name>]`` table once at start-up (its result is what `gateway.api.plugin_settings` returns).
+    ``[plugins.<name>]`` table once at start-up (its result is what `gateway.api.plugin_settings` returns);
+    `openapi` adds what the OpenAPI description cannot derive (title, security schemes of an own credential
+    reader, the error body's schema; see `gateway.openapi`).
     """
 
     name: str
@@ -74,6 +77,7 @@ class VendorApi:
     grants: tuple[Grant, ...] = ()
     settings_schema: type[Schema] | None = None
     version: str | None = None
+    openapi: ApiDoc | None = None
 
     def __post_init__(self) -> None:
         where = f"API [{self.name}]"
@@ -101,6 +105,8 @@ class VendorApi:
         object.__setattr__(self, "quotas", MappingProxyType(dict(self.quotas)))
         if self.settings_schema is not None and not callable(getattr(self.settings_schema, "load", None)):
             raise DeclarationError(f"{where}: settings_schema must be a marshmallow Schema class")
+        if self.openapi is not None and not isinstance(self.openapi, ApiDoc):
+            raise DeclarationError(f"{where}: openapi must be a gateway.openapi.ApiDoc")
 
     @property
     def actions(self) -> tuple[str, ...]:

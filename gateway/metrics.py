@@ -1,0 +1,189 @@
+"""Prometheus metrics: requests, latency, events, quota rejections and backend calls, at ``GET /metrics``.
+
+The metric objects are process-wide (Prometheus' model: one set per process). Under ``event-gateway serve``
+`PROMETHEUS_MULTIPROC_DIR` is set by the CLI to a fresh temporary directory before anything imports
+prometheus_client, so every gunicorn worker writes its figures there and ``/metrics``, whichever worker
+answers, reports the sum over all workers. Only counters and histograms are used: they need no per-worker
+clean-up when a worker exits (its totals must stay in the sums), and the CLI removes the directory when the
+server stops.
+
+The hot path stays small: each URL rule gets its label values bound once at start-up (`RouteSlot`, attached
+to the werkzeug rule), and a request costs a rule attribute read, a dict lookup and three increments.
+``/metrics`` needs a credential holding ``gateway:metrics`` (ApiKey, Basic or Bearer, like Prometheus'
+``basic_auth``/``authorization``) unless ``[server] metrics = "open"``; ``"off"`` removes the route.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from .auth import standard_scheme
+from .errors import Forbidden, InvalidCredentials, MissingCredentials
+from .state import get_state
+
+if TYPE_CHECKING:
+    from .state import GatewayState
+    from .storage import Backend
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+GRANT = ("gateway", "metrics")
+UNMATCHED = "<unmatched>"
+#: Backend methods whose calls are timed (the storage interface a view reaches).
+BACKEND_CALLS = ("append", "query", "create_stream", "get_stream", "list_streams", "delete_stream", "ensure_stream",
+                 "health")
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+REQUESTS = Counter("event_gateway_requests", "HTTP requests answered, by API, route (URL rule), method and status",
+                   ("api", "route", "method", "status"), registry=REGISTRY)
+LATENCY = Histogram("event_gateway_request_duration_seconds", "Time to answer a request, by API, route and status",
+                    ("api", "route", "method", "status"), buckets=_BUCKETS, registry=REGISTRY)
+EVENTS_ACCEPTED = Counter("event_gateway_events_accepted", "Events stored durably, by API",
+                          ("api",), registry=REGISTRY)
+EVENTS_REJECTED = Counter("event_gateway_events_rejected",
+                          "POST requests to an API answered with an error (nothing stored), by API and reason",
+                          ("api", "reason"), registry=REGISTRY)
+QUOTA_REJECTIONS = Counter("event_gateway_quota_rejections", "Requests refused by a quota (429), by API and route",
+                           ("api", "route"), registry=REGISTRY)
+BACKEND_LATENCY = Histogram("event_gateway_backend_call_duration_seconds", "Storage backend calls, by operation",
+                            ("operation",), buckets=_BUCKETS, registry=REGISTRY)
+BACKEND_ERRORS = Counter("event_gateway_backend_errors", "Storage backend calls that raised, by operation and error",
+                         ("operation", "error"), registry=REGISTRY)
+
+#: HTTP status -> the reason a rejected request is counted under.
+REASONS = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method",
+           406: "media_type", 413: "too_large", 415: "media_type", 429: "quota", 500: "error", 503: "unavailable"}
+
+
+class RouteSlot:
+    """The label values of one URL rule, and its metric children by (method, status), made on first use."""
+
+    __slots__ = ("api", "children", "quota", "rejected", "route")
+
+    def __init__(self, api: str, route: str) -> None:
+        self.api = api
+        self.route = route
+        self.children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self.rejected: dict[int, Any] = {}
+        self.quota = QUOTA_REJECTIONS.labels(api, route) if api != "_gateway" else None
+
+    def observe(self, method: str, status: int, seconds: float) -> None:
+        """Count one answered request."""
+        pair = self.children.get((method, status))
+        if pair is None:
+            code = str(status)
+            pair = self.children[(method, status)] = (REQUESTS.labels(self.api, self.route, method, code),
+                                                      LATENCY.labels(self.api, self.route, method, code))
+        pair[0].inc()
+        pair[1].observe(seconds)
+        if status >= 400 and method == "POST" and self.quota is not None:
+            child = self.rejected.get(status)
+            if child is None:
+                child = self.rejected[status] = EVENTS_REJECTED.labels(self.api, REASONS.get(status, f"http_{status}"))
+            child.inc()
+            if status == 429:
+                self.quota.inc()
+
+
+def init_app(app: Flask, state: GatewayState, mode: str) -> None:
+    """Bind every rule's labels, time every request, count events and backend calls, add ``/metrics``."""
+    if mode != "off":
+        app.register_blueprint(_blueprint(mode))
+    for rule in app.url_map.iter_rules():
+        api = rule.endpoint.partition(".")[0]
+        rule.gateway_metrics = RouteSlot(api if api in state.apis else "_gateway", rule.rule)
+    unmatched = {}
+
+    def start() -> None:
+        g.started = time.perf_counter()
+
+    def finish(response: Response) -> Response:
+        started = g.get("started")
+        if started is None:
+            return response
+        seconds = time.perf_counter() - started
+        rule = request.url_rule
+        slot = getattr(rule, "gateway_metrics", None) if rule is not None else None
+        if slot is None:  # no rule matched: label by the API that claims the path
+            api = state.api_for_path(request.path)
+            name = api.name if api is not None else "_gateway"
+            slot = unmatched.get(name) or unmatched.setdefault(name, RouteSlot(name, UNMATCHED))
+        slot.observe(request.method, response.status_code, seconds)
+        return response
+
+    app.before_request_funcs.setdefault(None, []).insert(0, start)
+    app.after_request(finish)
+    instrument_backend(state.backend)
+
+
+def count_accepted(api: str, count: int) -> None:
+    """Events of `api` now stored durably (called by `gateway.api.store_events`)."""
+    if count:
+        EVENTS_ACCEPTED.labels(api).inc(count)
+
+
+def instrument_backend(backend: Backend) -> None:
+    """Time the backend's storage calls and count their errors (wrapping the instance's bound methods once)."""
+    if getattr(backend, "_gateway_metrics", False):
+        return
+    for name in BACKEND_CALLS:
+        method = getattr(backend, name, None)
+        if callable(method):
+            setattr(backend, name, _timed(name, method))
+    backend._gateway_metrics = True  # type: ignore[attr-defined]
+
+
+def _timed(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    latency = BACKEND_LATENCY.labels(name)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:
+            BACKEND_ERRORS.labels(name, type(exc).__name__).inc()
+            raise
+        finally:
+            latency.observe(time.perf_counter() - started)
+
+    call.__wrapped__ = method  # type: ignore[attr-defined]
+    call.__doc__ = method.__doc__
+    return call
+
+
+def exposition() -> bytes:
+    """The metrics in Prometheus' text format: summed over every worker under ``serve``."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def _blueprint(mode: str) -> Blueprint:
+    blueprint = Blueprint("_metrics", __name__)
+
+    @blueprint.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus metrics (text format 0.0.4), summed over the server's workers."""
+        if mode != "open":
+            presented = standard_scheme(request)
+            if presented is None:
+                raise MissingCredentials()
+            credential = get_state().credentials.authenticate(presented)
+            if credential is None:
+                raise InvalidCredentials()
+            if not credential.allows(*GRANT):
+                raise Forbidden(f"action [{':'.join(GRANT)}] is unauthorized for credential [{credential.id}]")
+        return Response(exposition(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return blueprint
