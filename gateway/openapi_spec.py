@@ -146,16 +146,35 @@ class _Builder:
             }
             if recorded.description or description:
                 op["description"] = recorded.description or description
-            if recorded.query is not None:
+            if isinstance(recorded.query, Mapping):  # a JSON Schema object: one parameter per property
+                required = set(recorded.query.get("required", ()))
+                op["parameters"].extend({"in": "query", "name": name, "required": name in required, "schema": prop}
+                                        for name, prop in recorded.query.get("properties", {}).items())
+            elif recorded.query is not None:
                 op["parameters"].append({"in": "query", "schema": recorded.query})
             if recorded.body is not None and method in ("POST", "PUT", "PATCH"):
-                content = {media: {"schema": recorded.body} for media in recorded.body_media_types}
+                content = {media: {"schema": self._schema(recorded.body)} for media in recorded.body_media_types}
                 op["requestBody"] = {"required": recorded.body_required, "content": content}
             if security:
                 op["security"] = security
             op.update(recorded.extra)
             operations[method.lower()] = op
         self.spec.path(path=path, operations=operations)
+
+    def _schema(self, schema: Any) -> Any:
+        """A schema as apispec takes it; a tuple of schemas is any one of them (``anyOf`` of references)."""
+        if not isinstance(schema, tuple):
+            return schema
+        choices = []
+        for item in schema:
+            if isinstance(item, Mapping):
+                choices.append(dict(item))
+                continue
+            name = self._schema_name(item)
+            if name not in self.spec.components.schemas:
+                self.spec.components.schema(name, schema=item)
+            choices.append({"$ref": f"#/components/schemas/{name}"})
+        return {"anyOf": choices}
 
     def _operation_id(self, endpoint: str, method: str) -> str:
         base = f"{endpoint.replace('.', '_')}_{method.lower()}"
@@ -174,7 +193,7 @@ class _Builder:
             answer: dict[str, Any] = {"description": reply.description}
             if reply.schema is not None:
                 types = reply.media_types if reply.media_types != ("application/json",) else media_types
-                answer["content"] = {media: {"schema": reply.schema} for media in types}
+                answer["content"] = {media: {"schema": self._schema(reply.schema)} for media in types}
             if reply.headers:
                 answer["headers"] = {name: {"description": text, "schema": {"type": "string"}}
                                      for name, text in reply.headers.items()}

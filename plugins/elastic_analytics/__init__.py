@@ -9,13 +9,14 @@ from gateway import hookimpl
 from gateway.auth import standard_scheme
 from gateway.vendor import Grant, VendorApi
 
-from . import errors, service, views
+from . import apidoc, errors, service, views
 
 API = VendorApi(
     name=service.PLUGIN, blueprint=views.blueprint, read_credential=standard_scheme, render_error=errors.render_error,
     quotas={"post_event": "1000 per second"},
     grants=(Grant("manage", per_stream=True, description="create, list and delete collections"),
             Grant("post_event", per_stream=True, description="post events to a collection")),
+    openapi=apidoc.DOC,
 )
 
 
