@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from .errors import GatewayError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+#: Grants on the gateway itself rather than on an API: ``gateway:metrics`` may read ``GET /metrics``.
+GATEWAY_GRANT_PREFIX = "gateway"
+GATEWAY_ACTIONS = ("metrics",)
 _ACTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -83,6 +86,8 @@ class VendorApi:
         where = f"API [{self.name}]"
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise DeclarationError(f"{where}: name must be lower-case letters, digits and _ (at most 64)")
+        if self.name == GATEWAY_GRANT_PREFIX:
+            raise DeclarationError(f"{where}: the name is reserved for the gateway's own grants (gateway:metrics)")
         if not isinstance(self.blueprint, Blueprint):
             raise DeclarationError(f"{where}: blueprint must be a flask.Blueprint, not {type(self.blueprint).__name__}")
         if self.blueprint.name != self.name:
@@ -139,6 +144,10 @@ def check_grant(grant: str, apis: Mapping[str, VendorApi], known: Iterable[str])
     """
     plugin, _, rest = grant.partition(":")
     action, _, stream = rest.partition(":")
+    if plugin == GATEWAY_GRANT_PREFIX:  # the gateway's own actions (``gateway:metrics`` reads /metrics)
+        if stream or not any(fnmatchcase(name, action) for name in GATEWAY_ACTIONS):
+            return f"grant [{grant}]: the gateway's own grants are {', '.join(f'gateway:{a}' for a in GATEWAY_ACTIONS)}"
+        return None
     names = set(known) | set(apis)
     if plugin != "*" and not any(fnmatchcase(name, plugin) for name in names):
         return f"grant [{grant}] names an unknown plugin [{plugin}] (installed: {', '.join(sorted(names)) or 'none'})"
