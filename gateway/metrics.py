@@ -173,7 +173,7 @@ def _blueprint(mode: str) -> Blueprint:
 
     @blueprint.get("/metrics")
     def metrics() -> Response:
-        """Prometheus metrics (text format 0.0.4), summed over the server's workers."""
+        """Prometheus metrics (text format), summed over the server's workers."""
         if mode != "open":
             presented = standard_scheme(request)
             if presented is None:
@@ -181,9 +181,9 @@ def _blueprint(mode: str) -> Blueprint:
             credential = get_state().credentials.authenticate(presented)
             if credential is None:
                 raise InvalidCredentials()
+            g.credential = credential  # for the access log
             if not credential.allows(*GRANT):
                 raise Forbidden(f"action [{':'.join(GRANT)}] is unauthorized for credential [{credential.id}]")
-        return Response(exposition(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
-                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return Response(exposition(), content_type=CONTENT_TYPE_LATEST)
 
     return blueprint
