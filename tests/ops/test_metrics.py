@@ -49,7 +49,7 @@ def test_metrics_need_the_gateway_metrics_grant(app: Any) -> None:
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong-secret-123"}).status_code == 401
     refused = client.get("/metrics", headers={"Authorization": basic({"id": "tracker", "secret": "tracker-secret-1"})})
-    assert refused.status_code == 403 and refused.is_json and "gateway:metrics" in refused.get_json()["error"]["message"]
+    assert refused.status_code == 403 and "gateway:metrics" in refused.get_json()["error"]["message"]
     assert client.get("/metrics", headers={"Authorization": f"Bearer {WATCHER['secret']}"}).status_code == 200
     assert client.get("/metrics", headers={"Authorization": basic(OPS)}).status_code == 200  # "*:*" covers it
 
@@ -60,7 +60,7 @@ def test_metrics_can_be_open_or_off(tmp_path: Path) -> None:
     off = create_app(every_api_config(tmp_path, storage={"url": "memory://"}, server={"metrics": "off"}))
     answer = off.test_client().get("/metrics")
     assert answer.status_code == 404 and answer.is_json
-    with pytest.raises(ConfigError, match="server.metrics"):
+    with pytest.raises(ConfigError, match=r"server\.metrics"):
         create_app(every_api_config(tmp_path, storage={"url": "memory://"}, server={"metrics": "public"}))
 
 

@@ -95,7 +95,8 @@ def test_bodies_parameters_answers_and_error_formats_come_from_the_declarations(
     assert params["debug"]["in"] == "query" and not params["debug"]["required"]
     assert set(post_event["responses"]["202"]["content"]) == {"application/json", "application/vnd.elasticsearch+json"}
     ws = doc["paths"]["/api/ws/v1/analytics/event"]["post"]
-    assert ws["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("workplace_search.AnalyticsEvent")
+    ref = ws["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref.endswith("workplace_search.AnalyticsEvent")
     assert "query_id" in schemas["workplace_search.AnalyticsEvent"]["properties"]
     errors = doc["components"]["responses"]
     assert errors["workplace_search.Error"]["content"]["application/json"]["schema"]["required"] == ["errors"]
@@ -160,7 +161,8 @@ def _appd_like_plugin() -> types.SimpleNamespace:
 
     api = VendorApi(name="appd_like", blueprint=blueprint, read_credential=reader, grants=("write",),
                     openapi=ApiDoc(title="An AppDynamics-like API", error_schema={
-                        "type": "object", "required": ["statusCode"], "properties": {"statusCode": {"type": "integer"}}},
+                        "type": "object", "required": ["statusCode"],
+                        "properties": {"statusCode": {"type": "integer"}}},
                         security=({"AccountName": header_scheme("X-Events-API-AccountName"),
                                    "EventsKey": header_scheme("X-Events-API-Key")},)))
 
@@ -193,7 +195,7 @@ def test_a_new_plugin_appears_with_no_edit_to_the_core(tmp_path: Path) -> None:
 def test_a_declaration_with_a_wrong_openapi_field_is_refused() -> None:
     from gateway.vendor import DeclarationError
 
-    with pytest.raises(DeclarationError, match="openapi must be a gateway.openapi.ApiDoc"):
+    with pytest.raises(DeclarationError, match=r"openapi must be a gateway\.openapi\.ApiDoc"):
         VendorApi(name="broken", blueprint=Blueprint("broken", __name__), openapi={"title": "x"})
 
 
