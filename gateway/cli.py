@@ -298,7 +298,7 @@ class _Progress:
         import time
 
         self._clock = time.monotonic
-        self._next = self._clock() + self.INTERVAL
+        self._next = self._clock()  # the first line soon, then every INTERVAL
 
     def tick(self, count: int) -> None:
         """Redraw the line when the interval has passed."""
