@@ -102,9 +102,7 @@ def _build(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None, p
     app.before_request(_authenticate)
     app.after_request(_no_html)
     app.register_error_handler(Exception, handle_exception)
-    metrics.init_app(app, state, cfg.server["metrics"])
-    if cfg.server["access_log"]:
-        accesslog.init_app(app)
+    metrics.init_app(app, state, cfg.server["metrics"], accesslog.AccessLog() if cfg.server["access_log"] else None)
 
     pm.hook.startup(app=app)
     return app

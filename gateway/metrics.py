@@ -28,21 +28,25 @@ from .errors import Forbidden, InvalidCredentials, MissingCredentials
 from .state import get_state
 
 if TYPE_CHECKING:
+    from .accesslog import AccessLog
     from .state import GatewayState
     from .storage import Backend
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 GRANT = ("gateway", "metrics")
 UNMATCHED = "<unmatched>"
-#: Backend methods whose calls are timed (the storage interface a view reaches).
-BACKEND_CALLS = ("append", "query", "create_stream", "get_stream", "list_streams", "delete_stream", "ensure_stream",
-                 "health")
+#: Backend calls that are timed and whose errors are counted: the ones that do real work.
+BACKEND_CALLS = ("append", "query", "create_stream", "delete_stream", "health")
+#: Catalog lookups made on every request (mostly answered from memory): only their errors are counted, since a
+#: latency histogram costs two shared-memory writes per call.
+BACKEND_LOOKUPS = ("get_stream", "list_streams", "ensure_stream")
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
-REQUESTS = Counter("event_gateway_requests", "HTTP requests answered, by API, route (URL rule), method and status",
-                   ("api", "route", "method", "status"), registry=REGISTRY)
-LATENCY = Histogram("event_gateway_request_duration_seconds", "Time to answer a request, by API, route and status",
+#: Requests answered and their latency; ``_count`` is the number of requests (no separate counter: one fewer
+#: shared-memory write per request).
+LATENCY = Histogram("event_gateway_request_duration_seconds",
+                    "Time to answer a request, by API, route (URL rule), method and status; _count counts requests",
                     ("api", "route", "method", "status"), buckets=_BUCKETS, registry=REGISTRY)
 EVENTS_ACCEPTED = Counter("event_gateway_events_accepted", "Events stored durably, by API",
                           ("api",), registry=REGISTRY)
@@ -52,7 +56,7 @@ EVENTS_REJECTED = Counter("event_gateway_events_rejected",
 QUOTA_REJECTIONS = Counter("event_gateway_quota_rejections", "Requests refused by a quota (429), by API and route",
                            ("api", "route"), registry=REGISTRY)
 BACKEND_LATENCY = Histogram("event_gateway_backend_call_duration_seconds", "Storage backend calls, by operation",
-                            ("operation",), buckets=_BUCKETS, registry=REGISTRY)
+                            ("operation",), buckets=_BUCKETS, registry=REGISTRY)  # BACKEND_CALLS
 BACKEND_ERRORS = Counter("event_gateway_backend_errors", "Storage backend calls that raised, by operation and error",
                          ("operation", "error"), registry=REGISTRY)
 
@@ -69,19 +73,16 @@ class RouteSlot:
     def __init__(self, api: str, route: str) -> None:
         self.api = api
         self.route = route
-        self.children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self.children: dict[tuple[str, int], Any] = {}
         self.rejected: dict[int, Any] = {}
         self.quota = QUOTA_REJECTIONS.labels(api, route) if api != "_gateway" else None
 
     def observe(self, method: str, status: int, seconds: float) -> None:
         """Count one answered request."""
-        pair = self.children.get((method, status))
-        if pair is None:
-            code = str(status)
-            pair = self.children[(method, status)] = (REQUESTS.labels(self.api, self.route, method, code),
-                                                      LATENCY.labels(self.api, self.route, method, code))
-        pair[0].inc()
-        pair[1].observe(seconds)
+        child = self.children.get((method, status))
+        if child is None:
+            child = self.children[(method, status)] = LATENCY.labels(self.api, self.route, method, str(status))
+        child.observe(seconds)
         if status >= 400 and method == "POST" and self.quota is not None:
             child = self.rejected.get(status)
             if child is None:
@@ -91,30 +92,41 @@ class RouteSlot:
                 self.quota.inc()
 
 
-def init_app(app: Flask, state: GatewayState, mode: str) -> None:
-    """Bind every rule's labels, time every request, count events and backend calls, add ``/metrics``."""
+def init_app(app: Flask, state: GatewayState, mode: str, access_log: AccessLog | None = None) -> None:
+    """Bind every rule's labels, time every request, count events and backend calls, add ``/metrics``.
+
+    The same hook writes the access-log line (`access_log`), so the request's facts are read once.
+    """
     if mode != "off":
         app.register_blueprint(_blueprint(mode))
     for rule in app.url_map.iter_rules():
         api = rule.endpoint.partition(".")[0]
         rule.gateway_metrics = RouteSlot(api if api in state.apis else "_gateway", rule.rule)
-    unmatched = {}
+    unmatched: dict[str, RouteSlot] = {}
+    clock = time.perf_counter
+    write = access_log.write if access_log is not None else None
 
     def start() -> None:
-        g.started = time.perf_counter()
+        g.started = clock()
 
     def finish(response: Response) -> Response:
-        started = g.get("started")
+        facts = g._get_current_object()  # one proxy lookup instead of one per attribute
+        started = getattr(facts, "started", None)
         if started is None:
             return response
-        seconds = time.perf_counter() - started
-        rule = request.url_rule
+        seconds = clock() - started
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        rule = req.url_rule
         slot = getattr(rule, "gateway_metrics", None) if rule is not None else None
         if slot is None:  # no rule matched: label by the API that claims the path
-            api = state.api_for_path(request.path)
+            api = state.api_for_path(req.path)
             name = api.name if api is not None else "_gateway"
             slot = unmatched.get(name) or unmatched.setdefault(name, RouteSlot(name, UNMATCHED))
-        slot.observe(request.method, response.status_code, seconds)
+        status = response.status_code
+        slot.observe(req.method, status, seconds)
+        if write is not None:
+            write(slot.api if slot.api != "_gateway" else None, rule.rule if rule is not None else None, req.method,
+                  status, seconds, getattr(facts, "credential", None))
         return response
 
     app.before_request_funcs.setdefault(None, []).insert(0, start)
@@ -122,20 +134,26 @@ def init_app(app: Flask, state: GatewayState, mode: str) -> None:
     instrument_backend(state.backend)
 
 
+_ACCEPTED: dict[str, Any] = {}
+
+
 def count_accepted(api: str, count: int) -> None:
     """Events of `api` now stored durably (called by `gateway.api.store_events`)."""
-    if count:
-        EVENTS_ACCEPTED.labels(api).inc(count)
+    child = _ACCEPTED.get(api)
+    if child is None:
+        child = _ACCEPTED[api] = EVENTS_ACCEPTED.labels(api)
+    child.inc(count)
 
 
 def instrument_backend(backend: Backend) -> None:
     """Time the backend's storage calls and count their errors (wrapping the instance's bound methods once)."""
     if getattr(backend, "_gateway_metrics", False):
         return
-    for name in BACKEND_CALLS:
-        method = getattr(backend, name, None)
-        if callable(method):
-            setattr(backend, name, _timed(name, method))
+    for names, wrap in ((BACKEND_CALLS, _timed), (BACKEND_LOOKUPS, _counted)):
+        for name in names:
+            method = getattr(backend, name, None)
+            if callable(method):
+                setattr(backend, name, wrap(name, method))
     backend._gateway_metrics = True  # type: ignore[attr-defined]
 
 
@@ -151,6 +169,19 @@ def _timed(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
             raise
         finally:
             latency.observe(time.perf_counter() - started)
+
+    call.__wrapped__ = method  # type: ignore[attr-defined]
+    call.__doc__ = method.__doc__
+    return call
+
+
+def _counted(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:
+            BACKEND_ERRORS.labels(name, type(exc).__name__).inc()
+            raise
 
     call.__wrapped__ = method  # type: ignore[attr-defined]
     call.__doc__ = method.__doc__
