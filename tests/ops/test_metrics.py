@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -157,11 +158,12 @@ def _requests_by_pid(directory: Path) -> dict[int, float]:
     from prometheus_client.mmap_dict import MmapedDict
 
     counts: dict[int, float] = {}
-    for file in directory.glob("counter_*.db"):
+    for file in directory.glob("histogram_*.db"):
         pid = int(file.stem.split("_")[1])
         for key, value_, *_ in MmapedDict.read_all_values_from_file(str(file)):
-            if '"event_gateway_requests"' in key and ROUTE in key:
-                counts[pid] = counts.get(pid, 0) + value_
+            _, sample, labels, *_ = json.loads(key)
+            if sample == "event_gateway_request_duration_seconds_bucket" and labels.get("route") == ROUTE:
+                counts[pid] = counts.get(pid, 0) + value_  # each bucket's own count (the scrape accumulates them)
     return counts
 
 
