@@ -30,32 +30,36 @@ def _stderr_fd() -> int:
 class AccessLog:
     """Writes access-log lines to a file descriptor (default: standard error).
 
-    The parts of a line that repeat (API, route, credential) are JSON-encoded once and reused, so a request
-    costs one string formatting and one ``write``.
+    The parts of a line that repeat are JSON-encoded once and reused: the API and route (`prefix`, made once
+    per URL rule), the method and the credential; a request costs one string formatting and one ``write``.
     """
 
     def __init__(self, fd: int | None = None) -> None:
         self.fd = _stderr_fd() if fd is None else fd
-        self._encoded: dict[Any, str] = {}
+        self._methods: dict[str, str] = {}
+        self._callers: dict[str, str] = {}
 
-    def _json(self, value: Any) -> str:
-        found = self._encoded.get(value)
-        if found is None:
-            found = json.dumps(value)
-            if len(self._encoded) < 10_000:  # routes, APIs, credential ids and methods: a bounded set
-                self._encoded[value] = found
-        return found
+    @staticmethod
+    def prefix(api: str | None, route: str | None) -> str:
+        """The ``"api":…,"route":…`` part of a rule's lines."""
+        return f'"api":{json.dumps(api)},"route":{json.dumps(route)}'
 
-    def write(self, api: str | None, route: str | None, method: str, status: int, seconds: float,
-              credential: Any) -> None:
+    def write(self, prefix: str, method: str, status: int, seconds: float, credential: Any) -> None:
         """One line for one answered request; `credential` is the authenticated caller or None."""
-        encode = self._json
-        if credential is not None:
-            who = f'"tenant":{encode(credential.tenant)},"credential":{encode(credential.id)}'
-        else:
+        verb = self._methods.get(method)
+        if verb is None:
+            verb = json.dumps(method)
+            if len(self._methods) < 64:  # methods are client-chosen: keep the cache bounded
+                self._methods[method] = verb
+        if credential is None:
             who = '"tenant":null,"credential":null'
-        line = (f'{{"ts":{time.time():.3f},"api":{encode(api)},"route":{encode(route)},"method":{encode(method)},'
-                f'"status":{status},"duration_ms":{seconds * 1000:.3f},{who}}}\n')
+        else:
+            who = self._callers.get(credential.id)
+            if who is None:  # configured credentials only: a bounded set
+                who = self._callers[credential.id] = (f'"tenant":{json.dumps(credential.tenant)},'
+                                                      f'"credential":{json.dumps(credential.id)}')
+        line = (f'{{"ts":{time.time():.3f},{prefix},"method":{verb},"status":{status},'
+                f'"duration_ms":{seconds * 1000:.3f},{who}}}\n')
         try:  # noqa: SIM105 - contextlib.suppress costs a context manager per request
             os.write(self.fd, line.encode())
         except OSError:  # a closed or full stderr must not fail the request

@@ -8,7 +8,8 @@ clean-up when a worker exits (its totals must stay in the sums), and the CLI rem
 server stops.
 
 The hot path stays small: each URL rule gets its label values bound once at start-up (`RouteSlot`, attached
-to the werkzeug rule), and a request costs a rule attribute read, a dict lookup and three increments.
+to the werkzeug rule), and updates are gathered per process and written about once a second
+(`gateway.metrics_batch`), so a request costs a rule attribute read, a dict lookup and a few additions.
 ``/metrics`` needs a credential holding ``gateway:metrics`` (ApiKey, Basic or Bearer, like Prometheus'
 ``basic_auth``/``authorization``) unless ``[server] metrics = "open"``; ``"off"`` removes the route.
 """
@@ -25,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 from .auth import standard_scheme
 from .errors import Forbidden, InvalidCredentials, MissingCredentials
+from .metrics_batch import BATCH
 from .state import get_state
 
 if TYPE_CHECKING:
@@ -68,11 +70,14 @@ REASONS = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_f
 class RouteSlot:
     """The label values of one URL rule, and its metric children by (method, status), made on first use."""
 
-    __slots__ = ("api", "children", "quota", "rejected", "route")
+    __slots__ = ("api", "children", "log_prefix", "quota", "rejected", "route")
 
     def __init__(self, api: str, route: str) -> None:
+        from .accesslog import AccessLog
+
         self.api = api
         self.route = route
+        self.log_prefix = AccessLog.prefix(api if api != "_gateway" else None, route if route != UNMATCHED else None)
         self.children: dict[tuple[str, int], Any] = {}
         self.rejected: dict[int, Any] = {}
         self.quota = QUOTA_REJECTIONS.labels(api, route) if api != "_gateway" else None
@@ -82,14 +87,14 @@ class RouteSlot:
         child = self.children.get((method, status))
         if child is None:
             child = self.children[(method, status)] = LATENCY.labels(self.api, self.route, method, str(status))
-        child.observe(seconds)
+        BATCH.observe(child, seconds)
         if status >= 400 and method == "POST" and self.quota is not None:
             child = self.rejected.get(status)
             if child is None:
                 child = self.rejected[status] = EVENTS_REJECTED.labels(self.api, REASONS.get(status, f"http_{status}"))
-            child.inc()
+            BATCH.inc(child)
             if status == 429:
-                self.quota.inc()
+                BATCH.inc(self.quota)
 
 
 def init_app(app: Flask, state: GatewayState, mode: str, access_log: AccessLog | None = None) -> None:
@@ -125,8 +130,7 @@ def init_app(app: Flask, state: GatewayState, mode: str, access_log: AccessLog |
         status = response.status_code
         slot.observe(req.method, status, seconds)
         if write is not None:
-            write(slot.api if slot.api != "_gateway" else None, rule.rule if rule is not None else None, req.method,
-                  status, seconds, getattr(facts, "credential", None))
+            write(slot.log_prefix, req.method, status, seconds, getattr(facts, "credential", None))
         return response
 
     app.before_request_funcs.setdefault(None, []).insert(0, start)
@@ -142,7 +146,7 @@ def count_accepted(api: str, count: int) -> None:
     child = _ACCEPTED.get(api)
     if child is None:
         child = _ACCEPTED[api] = EVENTS_ACCEPTED.labels(api)
-    child.inc(count)
+    BATCH.inc(child, count)
 
 
 def instrument_backend(backend: Backend) -> None:
@@ -165,10 +169,10 @@ def _timed(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return method(*args, **kwargs)
         except Exception as exc:
-            BACKEND_ERRORS.labels(name, type(exc).__name__).inc()
+            BATCH.inc(BACKEND_ERRORS.labels(name, type(exc).__name__))
             raise
         finally:
-            latency.observe(time.perf_counter() - started)
+            BATCH.observe(latency, time.perf_counter() - started)
 
     call.__wrapped__ = method  # type: ignore[attr-defined]
     call.__doc__ = method.__doc__
@@ -180,7 +184,7 @@ def _counted(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return method(*args, **kwargs)
         except Exception as exc:
-            BACKEND_ERRORS.labels(name, type(exc).__name__).inc()
+            BATCH.inc(BACKEND_ERRORS.labels(name, type(exc).__name__))
             raise
 
     call.__wrapped__ = method  # type: ignore[attr-defined]
@@ -189,7 +193,11 @@ def _counted(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def exposition() -> bytes:
-    """The metrics in Prometheus' text format: summed over every worker under ``serve``."""
+    """The metrics in Prometheus' text format: summed over every worker under ``serve``.
+
+    This process's pending updates are written first; other workers' are at most `FLUSH_SECONDS` old.
+    """
+    BATCH.flush()
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
 

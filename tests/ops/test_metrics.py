@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import create_app
 from gateway.config import ConfigError
+from gateway.metrics_batch import FLUSH_SECONDS
 
 ROUTE = "/api/ws/v1/analytics/event"
 WS_EVENT = {"type": "click", "query_id": "q", "page": 1, "content_source_id": "c", "document_id": "d", "rank": 0,
@@ -142,6 +144,7 @@ def test_a_multi_worker_server_reports_the_sum_over_its_workers(serve: Any, tmp_
         answer = requests.post(f"{server.url}{ROUTE}", json=WS_EVENT, timeout=10,
                                headers={"Authorization": f"Bearer {SECRET}", "Connection": "close"})
         assert answer.status_code == 200
+    time.sleep(FLUSH_SECONDS * 2.5)  # each worker writes its figures to the shared files about once a second
     per_worker = _requests_by_pid(metrics_dir)
     assert len([pid for pid, count in per_worker.items() if count]) == 2, per_worker  # both served some
     assert sum(per_worker.values()) == total
