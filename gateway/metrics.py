@@ -62,6 +62,7 @@ BACKEND_LATENCY = Histogram("event_gateway_backend_call_duration_seconds", "Stor
 BACKEND_ERRORS = Counter("event_gateway_backend_errors", "Storage backend calls that raised, by operation and error",
                          ("operation", "error"), registry=REGISTRY)
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 #: HTTP status -> the reason a rejected request is counted under.
 REASONS = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method",
            406: "media_type", 413: "too_large", 415: "media_type", 429: "quota", 500: "error", 503: "unavailable"}
@@ -83,8 +84,11 @@ class RouteSlot:
         self.quota = QUOTA_REJECTIONS.labels(api, route) if api != "_gateway" else None
 
     def observe(self, method: str, status: int, seconds: float) -> None:
-        """Count one answered request."""
+        """Count one answered request (a method outside HTTP's usual ones is labelled ``other``)."""
         child = self.children.get((method, status))
+        if child is None and method not in METHODS:  # client-chosen: never a new series per invented method
+            method = "other"
+            child = self.children.get((method, status))
         if child is None:
             child = self.children[(method, status)] = LATENCY.labels(self.api, self.route, method, str(status))
         BATCH.observe(child, seconds)

@@ -180,3 +180,14 @@ def test_serve_makes_and_removes_its_own_metrics_directory(serve: Any, tmp_path:
     assert len(made) == 1 and any(made[0].iterdir())
     server.stop()
     assert not made[0].exists()
+
+
+def test_invented_methods_share_one_series(app: Any) -> None:
+    client = app.test_client()
+    for index in range(5):
+        assert client.open(ROUTE, method=f"FANCY{index}").status_code == 405
+    found = scrape(client)
+    methods = {dict(labels).get("method") for name, labels in found if name.startswith("event_gateway_request")}
+    assert "other" in methods and not any(m and m.startswith("FANCY") for m in methods)
+    assert value(found, "event_gateway_request_duration_seconds_count", api="workplace_search", method="other",
+                 route="<unmatched>", status="405") >= 5  # a 405 matches no rule: labelled by the API of the path
