@@ -30,11 +30,11 @@ run: $(STAMP_RUN)
 
 test: $(STAMP_TEST)
 	$(BIN)/ruff check .
-	PYTHONPATH=$(TEST_PLUGINS) $(BIN)/pytest $(PYTEST_ARGS)
+	PYTHONPATH=$(CURDIR)/$(TEST_PLUGINS) $(BIN)/pytest $(PYTEST_ARGS)
 
 # A longer schemathesis run against a real multi-worker gateway (the suite runs a few examples per route).
 fuzz: $(STAMP_TEST)
-	PYTHONPATH=$(TEST_PLUGINS) EVENT_GATEWAY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/ops/test_fuzz.py
+	PYTHONPATH=$(CURDIR)/$(TEST_PLUGINS) EVENT_GATEWAY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/ops/test_fuzz.py
 
 bench: $(STAMP_TEST)
 	$(BIN)/python -m bench

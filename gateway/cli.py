@@ -79,28 +79,31 @@ def serve(config_file: str | None, host: str | None, port: int | None, workers: 
     threads = threads or cfg.server["threads"]
     _check_port(host, port)
     metrics_dir = _metrics_dir()  # before anything imports prometheus_client: workers write their figures there
-    app = _app(cfg, quiet=False)  # validate everything in the master (warnings printed once) before forking
-    os.environ[QUIET_ENV] = "1"  # the workers build the same app: no second copy of the warnings
-    state = get_state(app)
-    if workers > 1 and not state.backend.multiprocess_safe:
-        _fail(f"storage.url {redact_url(cfg.storage['url'])} keeps events inside one process: with {workers} "
-              "workers each would see its own data. Use --workers 1, or sqlite:///var/events.db for several workers.")
-    state.backend.close()
-    if workers > 1 and cfg.quotas["storage_url"].startswith("memory://"):
-        click.echo("event-gateway: note: quotas.storage_url is memory://, so each worker counts quotas alone; "
-                   "use redis:// to hold them across workers", err=True)
-    click.echo(f"event-gateway {__version__} listening on http://{host}:{port} "
-               f"({workers} workers x {threads} threads)")
-    click.echo(f"  config:  {cfg.source}")
-    click.echo(f"  storage: {redact_url(cfg.storage['url'])}")
-    click.echo(f"  quotas:  {redact_url(cfg.quotas['storage_url'])}, default {cfg.quotas['default']}")
-    click.echo(f"  plugins: {', '.join(sorted(state.apis)) or 'none'}")
-    click.echo(f"  docs:    http://{host}:{port}/docs (OpenAPI: /openapi.json, metrics: /metrics)")
-    sys.stdout.flush()
     try:
+        app = _app(cfg, quiet=False)  # validate everything in the master (warnings printed once) before forking
+        os.environ[QUIET_ENV] = "1"  # the workers build the same app: no second copy of the warnings
+        state = get_state(app)
+        if workers > 1 and not state.backend.multiprocess_safe:
+            _fail(f"storage.url {redact_url(cfg.storage['url'])} keeps events inside one process: with {workers} "
+                  "workers each would see its own data. Use --workers 1, or sqlite:///var/events.db for several "
+                  "workers.")
+        state.backend.close()
+        if workers > 1 and cfg.quotas["storage_url"].startswith("memory://"):
+            click.echo("event-gateway: note: quotas.storage_url is memory://, so each worker counts quotas alone; "
+                       "use redis:// to hold them across workers", err=True)
+        click.echo(f"event-gateway {__version__} listening on http://{host}:{port} "
+                   f"({workers} workers x {threads} threads)")
+        click.echo(f"  config:  {cfg.source}")
+        click.echo(f"  storage: {redact_url(cfg.storage['url'])}")
+        click.echo(f"  quotas:  {redact_url(cfg.quotas['storage_url'])}, default {cfg.quotas['default']}")
+        click.echo(f"  plugins: {', '.join(sorted(state.apis)) or 'none'}")
+        click.echo(f"  docs:    http://{host}:{port}/docs (OpenAPI: /openapi.json, metrics: /metrics)")
+        sys.stdout.flush()
         run(cfg, host=host, port=port, workers=workers, threads=threads)
-    finally:
+    finally:  # (matters when embedded or tested in-process: the environment is the caller's again)
+        os.environ.pop(QUIET_ENV, None)
         if metrics_dir is not None:
+            os.environ.pop(MULTIPROC_ENV, None)
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 

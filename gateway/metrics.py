@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values
 
 from .auth import standard_scheme
 from .errors import Forbidden, InvalidCredentials, MissingCredentials
@@ -202,7 +202,7 @@ def exposition() -> bytes:
     This process's pending updates are written first; other workers' are at most `FLUSH_SECONDS` old.
     """
     BATCH.flush()
-    if os.environ.get(MULTIPROC_ENV):
+    if values.ValueClass is not values.MutexValue and os.environ.get(MULTIPROC_ENV):  # files, not this process
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
