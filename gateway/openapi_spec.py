@@ -243,7 +243,8 @@ def _header_params(headers: Mapping[str, str]) -> list[dict[str, Any]]:
 def _docstring(view: Callable[..., Any]) -> tuple[str, str]:
     text = (view.__doc__ or "").strip().replace("``", "`")
     first, _, rest = text.partition("\n\n")
-    return " ".join(first.split()) or view.__name__.replace("_", " "), _dedent(rest)
+    summary = " ".join(first.split()).replace("`", "")  # summaries are plain text in OpenAPI (not Markdown)
+    return summary or view.__name__.replace("_", " "), _dedent(rest)
 
 
 def _dedent(text: str) -> str:
