@@ -191,3 +191,32 @@ def test_invented_methods_share_one_series(app: Any) -> None:
     assert "other" in methods and not any(m and m.startswith("FANCY") for m in methods)
     assert value(found, "event_gateway_request_duration_seconds_count", api="workplace_search", method="other",
                  route="<unmatched>", status="405") >= 5  # a 405 matches no rule: labelled by the API of the path
+
+
+def test_batched_observations_equal_direct_ones() -> None:
+    """The per-process batch writes exactly what observing each value directly would (bounds included)."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from gateway.metrics_batch import Batch
+
+    made = []
+    for _ in range(2):
+        registry = CollectorRegistry()
+        made.append((registry, Histogram("h", "h", ("k",), buckets=(0.01, 0.1, 1.0), registry=registry).labels("x"),
+                     Counter("c", "c", registry=registry)))
+    values_ = [0.0, 0.005, 0.01, 0.010001, 0.1, 0.5, 1.0, 7.0, 0.01]
+    batch = Batch()
+    (direct_registry, direct_h, direct_c), (batched_registry, batched_h, batched_c) = made
+    for v in values_:
+        direct_h.observe(v)
+        batch.observe(batched_h, v)
+    direct_c.inc(3)
+    batch.inc(batched_c, 3)
+    def counted(registry: CollectorRegistry) -> dict[Any, float]:
+        return {key: v for key, v in samples(generate_latest(registry).decode()).items()
+                if not key[0].endswith("_created")}
+
+    assert counted(batched_registry) != counted(direct_registry)
+    batch.flush()
+    assert counted(batched_registry) == counted(direct_registry)
+    assert value(counted(batched_registry), "h_bucket", le="0.01") == 4  # 0.0, 0.005 and both 0.01 (le: <=)
