@@ -1,6 +1,7 @@
 """CORS for browser trackers (the Elastic JS tracker posts straight from web pages).
 
-Only origins listed in ``cors.allow_origins`` are answered; ``*`` allows any. A preflight is answered
+Only origins listed in ``cors.allow_origins`` are answered; ``*`` allows any; APIs declared with
+``cors=False`` (`gateway.vendor.VendorApi`) are never opened to browsers. A preflight is answered
 before authentication (browsers send no credentials with it). With no origins configured nothing is
 added and preflights fall through to normal handling.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, request
+
+from .state import get_state
 
 ALLOW_HEADERS = ("X-Requested-With, X-Auth-Token, Content-Type, Content-Length, Authorization, "
                  "Access-Control-Allow-Headers, Accept, User-Agent")
@@ -35,7 +38,10 @@ def init_app(app: Flask, settings: dict[str, Any]) -> None:
     max_age = str(settings["max_age"])
 
     def allowed(origin: str | None) -> bool:
-        return bool(origin) and (any_origin or origin in origins)
+        if not origin or not (any_origin or origin in origins):
+            return False
+        api = get_state().apis.get(request.blueprint or "")
+        return api is None or api.declaration.cors
 
     @app.before_request
     def preflight() -> Response | None:

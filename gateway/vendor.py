@@ -64,6 +64,8 @@ class VendorApi:
     (``"write"``) or `Grant` objects; `quotas` maps quota names to default limits (``"1000 per second"``),
     which ``[quotas.<name>]`` may override; `settings_schema` is a marshmallow schema class validating the
     ``[plugins.<name>]`` table once at start-up (its result is what `gateway.api.plugin_settings` returns).
+    `cors` False keeps the API closed to browsers even when ``cors.allow_origins`` lists origins (for
+    vendors whose API refuses cross-origin requests, as AppDynamics' Events API does).
     """
 
     name: str
@@ -74,6 +76,7 @@ class VendorApi:
     grants: tuple[Grant, ...] = ()
     settings_schema: type[Schema] | None = None
     version: str | None = None
+    cors: bool = True
 
     def __post_init__(self) -> None:
         where = f"API [{self.name}]"
