@@ -47,7 +47,10 @@ def schema_name(name: str) -> str:
 
 
 def _schema_error(exc: SchemaError) -> AppdError:
-    return AppdError(400, "Invalid.Schema", str(exc), field=exc.field or "schema")
+    message = str(exc)
+    if exc.field and exc.field not in message:
+        message = f"field {exc.field!r}: {message}"
+    return AppdError(400, "Invalid.Schema", message, field=exc.field or "schema")
 
 
 def get_stream(tenant: str, name: str) -> Stream:
