@@ -238,16 +238,15 @@ class SQLiteBackend(Backend):
     def update_stream_schema(self, tenant: str, plugin: str, name: str, schema: tuple[FieldSpec, ...] | None, *,
                              expected: tuple[FieldSpec, ...] | None) -> Stream:
         """Replace the schema if it is still `expected`: read and write in one write transaction."""
-        with self._session() as conn:
-            with self._transaction(conn, "BEGIN IMMEDIATE"):
-                row = conn.execute("SELECT tenant, plugin, name, created_at, schema FROM streams "
-                                   "WHERE tenant = ? AND plugin = ? AND name = ?", (tenant, plugin, name)).fetchone()
-                if row is None:
-                    raise StreamNotFound(f"stream [{name}] does not exist")
-                if self._stream(row).schema != (None if expected is None else tuple(expected)):
-                    raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile")
-                conn.execute("UPDATE streams SET schema = ? WHERE tenant = ? AND plugin = ? AND name = ?",
-                             (self._schema_text(schema), tenant, plugin, name))
+        with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
+            row = conn.execute("SELECT tenant, plugin, name, created_at, schema FROM streams "
+                               "WHERE tenant = ? AND plugin = ? AND name = ?", (tenant, plugin, name)).fetchone()
+            if row is None:
+                raise StreamNotFound(f"stream [{name}] does not exist")
+            if self._stream(row).schema != (None if expected is None else tuple(expected)):
+                raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile")
+            conn.execute("UPDATE streams SET schema = ? WHERE tenant = ? AND plugin = ? AND name = ?",
+                         (self._schema_text(schema), tenant, plugin, name))
         return Stream(tenant=tenant, plugin=plugin, name=name, created_at=row[3],
                       schema=None if schema is None else tuple(schema))
 

@@ -41,10 +41,42 @@ class AppdError(GatewayError):
         self.extra = dict(extra or {})
 
 
+def accept_quality(header: str | None, media: str) -> float:
+    """The quality an ``Accept`` header gives `media` (parameters other than ``q`` ignored, so that
+    ``application/vnd.appd.events+json;v=2`` matches; the most specific range wins); 1 without a header."""
+    if header is None or not header.strip():
+        return 1.0
+    kind, _, sub = media.partition("/")
+    best: tuple[int, float] | None = None
+    for item in header.split(","):
+        rng, *params = item.split(";")
+        rng = rng.strip().lower()
+        r_kind, _, r_sub = rng.partition("/")
+        if rng == "*" or (r_kind == "*" and r_sub in ("*", "")):
+            specificity = 0
+        elif r_kind == kind and r_sub == "*":
+            specificity = 1
+        elif r_kind == kind and r_sub == sub:
+            specificity = 2
+        else:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = max(0.0, min(1.0, float(value.strip())))
+                except ValueError:
+                    quality = 0.0
+        if best is None or specificity > best[0]:
+            best = (specificity, quality)
+    return best[1] if best is not None else 0.0
+
+
 def response_type() -> str:
     """``application/json`` when the client prefers it to the vendor type, else the vendor type."""
-    accept = request.accept_mimetypes
-    if accept.provided and accept.quality("application/json") > accept.quality("application/vnd.appd.events+json"):
+    header = request.headers.get("Accept")
+    if accept_quality(header, "application/json") > accept_quality(header, "application/vnd.appd.events+json"):
         return "application/json"
     return MEDIA_TYPE
 

@@ -18,7 +18,7 @@ from flask import Request, request
 from gateway.auth import PresentedCredential
 from gateway.jsonbody import EmptyBody, InvalidJSON, WrongShape, json_type_name, parse_json
 
-from .errors import AppdError
+from .errors import AppdError, accept_quality
 
 ACCOUNT_HEADER = "X-Events-API-AccountName"
 KEY_HEADER = "X-Events-API-Key"
@@ -64,10 +64,8 @@ def check_content_type(*, text_allowed: bool = False) -> None:
 
 def check_accept() -> None:
     """406 when ``Accept`` excludes JSON (every answer of this API is JSON)."""
-    accept = request.accept_mimetypes
-    if not accept.provided:
-        return
-    if accept.quality("application/vnd.appd.events+json") > 0 or accept.quality("application/json") > 0:
+    header = request.headers.get("Accept")
+    if max(accept_quality(header, media) for media in JSON_TYPES) > 0:
         return
     raise AppdError(406, "Not.Acceptable", f"Accept {request.headers.get('Accept')} excludes "
                                            "application/vnd.appd.events+json;v=2, the only type this API answers in",
