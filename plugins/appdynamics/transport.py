@@ -58,8 +58,7 @@ def check_content_type(*, text_allowed: bool = False) -> None:
         return
     wanted = "application/vnd.appd.events+json;v=2" + (" or application/vnd.appd.events+text;v=2"
                                                         if text_allowed else "")
-    raise AppdError(415, "Unsupported.Media.Type", f"Content-Type {header.strip()} is not supported; send {wanted}",
-                    field="Content-Type")
+    raise AppdError(415, "Unsupported.Media.Type", f"Content-Type {header.strip()} is not supported; send {wanted}")
 
 
 def check_accept() -> None:
@@ -68,8 +67,7 @@ def check_accept() -> None:
     if max(accept_quality(header, media) for media in JSON_TYPES) > 0:
         return
     raise AppdError(406, "Not.Acceptable", f"Accept {request.headers.get('Accept')} excludes "
-                                           "application/vnd.appd.events+json;v=2, the only type this API answers in",
-                    field="Accept")
+                                           "application/vnd.appd.events+json;v=2, the only type this API answers in")
 
 
 def raw_body() -> bytes:

@@ -24,16 +24,20 @@ PUBLISH_ROUTE = "/events/publish/<name>"
 QUERY_ROUTE = "/events/query"
 
 
-def _granted(action: str, name: str) -> str:
-    """The caller's tenant, after the Accept check and the grant ``appdynamics:<action>:<name>``."""
+def _granted(action: str, name: str, *, body: bool = False) -> str:
+    """The caller's tenant, after the Accept check, the grant ``appdynamics:<action>:<name>`` and, for a
+    route taking a body, its Content-Type."""
     check_accept()
-    return require_grant(action, name).tenant
+    tenant = require_grant(action, name).tenant
+    if body:
+        check_content_type()
+    return tenant
 
 
 @blueprint.post(SCHEMA_ROUTE)
 def create_schema(name: str) -> Response:
     """``{"schema": {field: type}}`` -> 201 (empty body); 409 when the schema exists."""
-    tenant = _granted("schema", name)
+    tenant = _granted("schema", name, body=True)
     name = service.schema_name(name)
     service.create_schema(tenant, name, read_json_body(dict, 'an object like {"schema": {"field": "string"}}'))
     return empty_response(201)
@@ -49,7 +53,7 @@ def get_schema(name: str) -> Response:
 @blueprint.patch(SCHEMA_ROUTE)
 def patch_schema(name: str) -> Response:
     """``add``/``rename`` (an object or an array of them) -> the complete schema."""
-    tenant = _granted("schema", name)
+    tenant = _granted("schema", name, body=True)
     name = service.schema_name(name)
     body = read_json_body((dict, list), 'an object like {"add": {...}, "rename": {...}} or an array of them')
     return appd_response({"schema": service.update_schema(tenant, name, body)})
@@ -66,7 +70,7 @@ def delete_schema(name: str) -> Response:
 @blueprint.post(PUBLISH_ROUTE)
 def publish(name: str) -> Response:
     """A JSON array of events, stored all or none -> 200 (empty body)."""
-    tenant = _granted("publish", name)
+    tenant = _granted("publish", name, body=True)
     name = service.schema_name(name)
     body = read_json_body(list, "a JSON array of event objects")
     service.publish(tenant, name, body)
