@@ -100,7 +100,7 @@ def test_each_query_of_a_multi_query_is_a_search(tmp_path: Path) -> None:
 
 
 def test_quota_override_must_name_a_declared_quota(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="quotas.appdynamics.searches: unknown quota"):
+    with pytest.raises(ConfigError, match=r"quotas\.appdynamics\.searches: unknown quota"):
         create_app(appd_config(tmp_path, quotas={"appdynamics": {"searches": "1 per minute"}}))
     app = create_app(appd_config(tmp_path, quotas={"appdynamics": {"searches_per_event_type": "7 per hour"}}))
     assert get_state(app).apis["appdynamics"].quotas["searches_per_event_type"] == "7 per hour"
