@@ -5,13 +5,13 @@ the names users see and where values are stored. A schema is the stream's ``sche
 definition order, user fields only); a renamed field keeps its values where they are — its `FieldSpec.path`
 records the stored path, its `name` the new name — so a rename rewrites no event, and events published after
 it land beside the old ones. Event ``data`` nests values by stored path segments (``a.b`` -> ``{"a": {"b":
-v}}``); ``eventTimestamp`` is the event's ``timestamp``, ``pickupTimestamp`` its ``received_at``. The full
-convention, for the engine: /work/notes/appd-storage.md (also the README section of the plugin).
+v}}``); ``eventTimestamp`` is the event's ``timestamp``, ``pickupTimestamp`` its ``received_at`` (README,
+section ``appdynamics``, "Storage"). The engine resolves ADQL names with `field_paths` (``engine.stream_fields``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from gateway.events import Event, FieldSpec, Stream
@@ -106,7 +106,7 @@ def nest(flat: Mapping[str, Any], paths: Mapping[str, str]) -> dict[str, Any]:
 
 
 def to_events(tenant: str, schema_name: str, stream: Stream, validated: Sequence[Mapping[str, Any]],
-              new_id: Any) -> list[Event]:
+              new_id: Callable[[], str]) -> list[Event]:
     """Core events of validated events (`schema_types.validate_events` output)."""
     paths = field_paths(stream)
     return [Event(tenant=tenant, plugin=PLUGIN, stream=schema_name, type=schema_name, data=nest(flat, paths),
