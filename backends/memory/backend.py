@@ -2,7 +2,9 @@
 
 It answers every query with the reference semantics of `gateway.query`; the storage layout
 (`backends.memory.records`) and the per-stream plans (`backends.memory.plan`) make a time-range page,
-total or count by type and calendar period cost a few binary searches whatever the size of the store.
+total or count by type and calendar period cost a few binary searches whatever the size of the store;
+columns of data fields (`backends.memory.columns`), decoded on first use, answer terms, metrics and filters
+on those fields without decoding every document again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from gateway.query.cursor import decode_position, encode_position
 from gateway.query.semantics import compare_positions, field_raw, rank, sort_value, value_matches
 from gateway.storage import Backend, SchemaConflict, StreamExists, StreamNotFound
 
-from .plan import Matches, Plan, group_aggregate, plan_matches, slice_aggregate, walk_records
+from .plan import Matches, Plan, column_matches, group_aggregate, plan_matches, slice_aggregate, walk_records
 from .records import CONSTANT_FIELDS, Record, RecordView, StreamData, export, record_predicate, to_record
 
 
@@ -162,7 +164,8 @@ class MemoryBackend(Backend):
             def matching() -> list[Matches]:
                 nonlocal found
                 if found is None:
-                    found = [plan_matches(plan, full, residual) for plan in plans]
+                    found = [column_matches(plan, [*on_type, *rest]) or plan_matches(plan, full, residual)
+                             for plan in plans]
                 return found
 
             result = QueryResult()
