@@ -192,7 +192,7 @@ def report(cfg: dict[str, Any], results: dict[str, dict[str, Any]]) -> None:
            else f"python load generator ({cfg['load_threads']} processes, {cfg['connections']} connections)")
     print()
     print(f"ingest: POST {PATH} (ES page_view example), {gen}, {cfg['duration_s']:g}s x {cfg['rounds']} "
-          f"rounds, warm-up {cfg['warmup_s']:g}s, gthread x {cfg['server_threads']} threads")
+          f"rounds, warm-up {cfg['warmup_s']:g}s, buffered gthread x {cfg['server_threads']} threads")
     print(f"{'backend':<8} {'workers':>7}  {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   per-round req/s")
     for kind, res in results.items():
         for name in ("bare", "gateway"):

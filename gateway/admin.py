@@ -1,9 +1,13 @@
 """The gateway's own routes: health (for load balancers and operators) and the plugin list.
 
-They need no credentials and reveal no secrets: the storage URL is shown without user info or query.
+They need no credentials and reveal no secrets: store URLs are shown as scheme and host only (no user info,
+no file-system path: a SQLite URL is its path), and paths are cut out of failure reasons.
 """
 
 from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response
 
@@ -11,24 +15,30 @@ from .errors import json_response
 from .plugins import describe_plugins
 from .state import get_state
 from .storage import BackendUnavailable
-from .urls import redact_url
 
 blueprint = Blueprint("_gateway", __name__, url_prefix="/_gateway")
+_PATH = re.compile(r"(?<![\w:/.])/[^\s'\":,]+")
+
+
+def _public_url(url: str) -> str:
+    """Scheme and host: nothing of a password, a database path or a key prefix."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 @blueprint.get("/health")
 def health() -> Response:
     """200 with backend facts when the store answers, 503 when it does not."""
     state = get_state()
-    storage = {"url": redact_url(state.config.storage["url"]), "status": "up"}
+    storage = {"url": _public_url(state.config.storage["url"]), "status": "up"}
     try:
         storage.update(state.backend.health())
         status = 200
     except BackendUnavailable as exc:
-        storage.update(status="down", reason=str(exc))
+        storage.update(status="down", reason=_PATH.sub("<path>", str(exc)))
         status = 503
     storage.pop("path", None)  # unauthenticated: no file-system layout
-    quotas = {"url": redact_url(state.config.quotas["storage_url"]), "status": "up"}
+    quotas = {"url": _public_url(state.config.quotas["storage_url"]), "status": "up"}
     try:
         reachable = state.quotas is not None and state.quotas.reachable()
     except Exception as exc:

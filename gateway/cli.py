@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import Config, ConfigError, config_path, load_config
+from .config import Config, ConfigError, check_demo_secret, config_path, load_config
 
 CONFIG_OPTION = click.option("--config", "config_file", type=click.Path(dir_okay=False),
                              help="TOML file (default: $EVENT_GATEWAY_CONFIG, else config/gateway.toml)")
@@ -65,6 +65,10 @@ def serve(config_file: str | None, host: str | None, port: int | None, workers: 
 
     cfg = _config(config_file)
     host = host or cfg.server["host"]
+    try:
+        check_demo_secret(cfg.credentials, host)  # --host may move a loopback config off this machine
+    except ConfigError as exc:
+        _fail(str(exc))
     port = port or cfg.server["port"]
     workers = workers or cfg.server["workers"]
     threads = threads or cfg.server["threads"]

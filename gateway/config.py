@@ -9,6 +9,7 @@ and bad values raise `ConfigError` naming the key, so a typo stops start-up inst
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -34,6 +35,31 @@ class ConfigError(ValueError):
     """Invalid configuration; the message names the offending key."""
 
 
+def is_loopback(host: str) -> bool:
+    """Does binding `host` keep the server on this machine (127.0.0.0/8, ::1, localhost)?"""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_demo_secret(credentials: Any, host: str) -> None:
+    """Refuse to serve the published demo secret of config/gateway.toml beyond this machine.
+
+    Its secret is printed in that file and the README, so off loopback anybody could post and read events.
+    `credentials` are `CredentialConfig`s; `host` is the address `serve` binds (after ``--host``).
+    """
+    if is_loopback(host):
+        return
+    for cred in credentials:
+        if cred.secret_sha256 == DEMO_SECRET_SHA256:
+            raise ConfigError(f"credential [{cred.id}] uses the published demo secret of config/gateway.toml and "
+                              f"the server would listen on {host}: make a new one with `event-gateway keys new` "
+                              "(or serve on 127.0.0.1)")
+
+
 def _limit_string(value: str) -> bool:
     try:
         return bool(parse_many(value))
@@ -53,6 +79,8 @@ class ServerSchema(_Strict):
     threads = fields.Integer(load_default=4, validate=validate.Range(min=1))
     max_body_bytes = fields.Integer(load_default=1_048_576, validate=validate.Range(min=1))
     trust_forwarded_for = fields.Boolean(load_default=True)
+    #: Seconds a client may take to send one whole request (headers and body) before it is dropped.
+    request_timeout = fields.Float(load_default=30.0, validate=validate.Range(min=0.1, max=300))
 
 
 class StorageSchema(_Strict):
@@ -242,7 +270,7 @@ def validate_config(raw: Mapping[str, Any], *, source: str = "<dict>",
     credentials = []
     seen: set[str] = set()
     digests: dict[str, str] = {}
-    public = data["server"]["host"] not in LOOPBACK_HOSTS
+    public = not is_loopback(data["server"]["host"])
     for index, cred in enumerate(data["credentials"]):
         if cred["id"] in seen:
             raise ConfigError(f"invalid configuration in {source}: credentials[{index}].id: "
@@ -258,10 +286,11 @@ def validate_config(raw: Mapping[str, Any], *, source: str = "<dict>",
         if plain and public:
             warnings.append(f"credential [{cred['id']}] has a plain `secret` while serving on "
                             f"{data['server']['host']}: store `secret_sha256` instead")
-        if digest == DEMO_SECRET_SHA256 and public:
-            warnings.append(f"credential [{cred['id']}] uses the published demo secret of config/gateway.toml "
-                            f"while serving on {data['server']['host']}: make a new one with `event-gateway keys new`")
         credentials.append(CredentialConfig(cred["id"], cred["tenant"], tuple(cred["grants"]), digest, plain))
+    try:
+        check_demo_secret(credentials, data["server"]["host"])
+    except ConfigError as exc:
+        raise ConfigError(f"invalid configuration in {source}: {exc}") from None
     return Config(server=data["server"], storage=data["storage"], quotas=data["quotas"], plugins=data["plugins"],
                   cors=data["cors"], credentials=tuple(credentials), source=source, warnings=tuple(warnings))
 

@@ -1,5 +1,13 @@
 """Serving with gunicorn: the production server behind ``event-gateway serve`` (never Flask's dev server).
 
+Workers are `gateway.buffered_worker.BufferedThreadWorker`: gunicorn's threaded worker, except that each
+request is read whole in the worker's event loop before a thread serves it, and dropped (408) when it is not
+complete within ``server.request_timeout``; so clients that stall mid-request cost a buffer, not a thread
+(issue 10: of gunicorn gthread, gevent, granian, nginx in front and this, only nginx and this passed the stall
+test, both at gthread's ingest throughput; this one needs no second process or system package, so ``make run``
+serves the same way as production. The comparison harness, ``python -m bench.server_choice``, is in commit
+fac9a53).
+
 Each worker builds its own app from the validated configuration (no preloading), so no connection,
 lock or SQLite handle is ever shared across a fork.
 """
@@ -10,7 +18,10 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from .buffered_worker import BufferedThreadWorker
 from .config import Config
+
+WORKER_CLASS = f"{BufferedThreadWorker.__module__}.{BufferedThreadWorker.__qualname__}"
 
 
 class GatewayServer(BaseApplication):
@@ -22,9 +33,10 @@ class GatewayServer(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        """Hand our options to gunicorn (bind, workers, threads, ...)."""
+        """Hand our options to gunicorn (bind, workers, threads, ...) and the worker its request limits."""
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        configure_worker(self.gateway_config)
 
     def load(self) -> Any:
         """Build the app inside the worker."""
@@ -33,13 +45,20 @@ class GatewayServer(BaseApplication):
         return create_app(self.gateway_config)
 
 
+def configure_worker(config: Config) -> None:
+    """Limits gunicorn has no setting for, set on the worker class in the master (inherited by every fork)."""
+    BufferedThreadWorker.request_timeout = float(config.server.get("request_timeout", 30.0))
+    BufferedThreadWorker.max_body_bytes = int(config.server["max_body_bytes"])
+
+
 def gunicorn_options(config: Config, *, host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
-    """gunicorn settings for the gateway: threaded workers, quiet access log, graceful timeouts."""
+    """gunicorn settings for the gateway: buffered threaded workers, quiet access log, graceful timeouts."""
     return {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread" if threads > 1 else "sync",
+        "worker_class": WORKER_CLASS,
+        "worker_connections": 2000,  # open connections per worker, stalled ones included
         "timeout": 60,
         "graceful_timeout": 10,
         "keepalive": 5,

@@ -57,8 +57,13 @@ class GatewayState:
     quotas: Quotas | None = None
 
     def api_for_path(self, path: str) -> Api | None:
-        """The API that claims an unmatched path (for 404/405 in the right format), by longest prefix."""
+        """The API that claims an unmatched path (for 404/405 in the right format), by longest prefix.
+
+        A root route (ES's ``GET /``) claims ``/`` itself, not every path no other API claims.
+        """
         for prefix, name in self.prefixes:
+            if prefix == "/" and path != "/":
+                continue
             if path.startswith(prefix) or path == prefix.rstrip("/"):
                 return self.apis[name]
         return None

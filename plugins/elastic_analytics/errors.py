@@ -26,6 +26,7 @@ ES_ACTIONS = {
     "elastic_analytics.get_collections": "cluster:admin/xpack/application/analytics/get",
     "elastic_analytics.delete_collection": "cluster:admin/xpack/application/analytics/delete",
     "elastic_analytics.post_event": "cluster:admin/xpack/application/analytics/post_event",
+    "elastic_analytics.root": "cluster:monitor/main",
 }
 
 
@@ -36,17 +37,25 @@ class EsError(GatewayError):
     """
 
     def __init__(self, es_type: str, reason: str, status: int = 400, *, cause: EsError | None = None,
-                 field: str | None = None, headers: dict[str, str] | None = None) -> None:
+                 field: str | None = None, headers: dict[str, str] | None = None,
+                 es_exception: bool = True) -> None:
         super().__init__(reason, status=status, code=es_type, field=field, headers=headers)
         self.es_type = es_type
         self.cause = cause
+        self.es_exception = es_exception
 
     def to_body(self) -> dict[str, Any]:
-        """The ES JSON error body."""
+        """The ES JSON error body.
+
+        The root cause is the innermost Elasticsearch exception of the chain: a cause that is a plain Java
+        exception (`es_exception` False, e.g. an IllegalArgumentException) is shown as ``caused_by`` only.
+        """
         chain = [self]
         while chain[-1].cause is not None:
             chain.append(chain[-1].cause)
-        root = chain[-1]
+        root = self
+        while root.cause is not None and root.cause.es_exception:
+            root = root.cause
         error: dict[str, Any] = {"root_cause": [{"type": root.es_type, "reason": root.message}],
                                  "type": self.es_type, "reason": self.message}
         node = error
@@ -65,6 +74,8 @@ class ShortEsError(GatewayError):
 
 
 COMPATIBLE_VERSIONS = frozenset({"7", "8", "9"})
+#: The major version a request without a ``compatible-with`` version is taken as (see `cluster`).
+CURRENT_MAJOR = "9"
 _COMPATIBLE_WITH = re.compile(r"compatible-with\s*=\s*(\d+)")
 
 
@@ -78,7 +89,7 @@ def content_type() -> str:
     """Answer in the compatible media type when the client asked for a supported one, else plain JSON."""
     accept = request.environ.get("HTTP_ACCEPT", "")
     if "vnd.elasticsearch+json" in accept:
-        version = compatible_version(accept) or "8"
+        version = compatible_version(accept) or CURRENT_MAJOR
         if version in COMPATIBLE_VERSIONS:
             return f"application/vnd.elasticsearch+json;compatible-with={version}"
     return "application/json"

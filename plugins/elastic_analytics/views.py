@@ -16,7 +16,8 @@ from gateway.api import quota, require_grant
 from gateway.jsonbody import parse_json, read_body
 
 from . import service
-from .errors import COMPATIBLE_VERSIONS, EsError, ShortEsError, compatible_version, es_response
+from .cluster import cluster_info
+from .errors import COMPATIBLE_VERSIONS, CURRENT_MAJOR, EsError, ShortEsError, compatible_version, es_response
 
 blueprint = Blueprint(service.PLUGIN, __name__)
 BASE = "/_application/analytics"
@@ -67,10 +68,12 @@ def _vendor_version(header: str) -> str | None:
 
 
 def _check_compatible_versions(content_type: str) -> None:
-    """ES requires the same compatible-with version on Accept and Content-Type once either names one."""
+    """ES requires the same compatible-with version on Accept and Content-Type; a header that names none
+    (``Accept: */*``, plain JSON) means the current version, as on Elasticsearch 9."""
     accept = request.environ.get("HTTP_ACCEPT", "")
-    wanted, sent = _vendor_version(accept), _vendor_version(content_type)
-    if (wanted or sent) and wanted != sent:
+    wanted = _vendor_version(accept) or CURRENT_MAJOR
+    sent = _vendor_version(content_type) or CURRENT_MAJOR
+    if wanted != sent:
         cause = EsError("status_exception", "A compatible version is required on both Content-Type and Accept "
                         "headers if either one has requested a compatible version and the compatible versions must "
                         f"match. Accept={accept}, Content-Type={content_type}")
@@ -98,6 +101,15 @@ def _body_bytes() -> bytes:
             raise EsError("illegal_argument_exception", f"Unknown value for source_content_type [{source_type}]")
         return source.encode()
     raise EsError("parse_exception", "request body or source parameter is required")
+
+
+@blueprint.route("/", methods=["GET", "HEAD"])
+def root() -> Response:
+    """Elasticsearch's root (``es.info()``): the ``cluster:monitor/main`` action, granted as ``monitor``."""
+    _allow_params(COMMON_PARAMS)
+    _no_body()
+    require_grant("monitor")
+    return es_response(cluster_info())
 
 
 @blueprint.put(f"{BASE}/<name>")

@@ -128,13 +128,14 @@ def test_two_credentials_may_not_share_a_secret() -> None:
         validate_config({"credentials": creds}, environ={})
 
 
-def test_the_demo_secret_is_warned_about_off_loopback() -> None:
+def test_the_demo_secret_is_refused_off_loopback() -> None:
+    """Issue 10 item 8 (was a warning); the `serve --host` path is in tests/hardening_edge/test_demo_secret.py."""
     from gateway.config import DEMO_SECRET_SHA256
 
     cred = {"id": "demo", "tenant": "t", "secret_sha256": DEMO_SECRET_SHA256}
     assert validate_config({"credentials": [cred]}, environ={}).warnings == ()
-    public = validate_config({"server": {"host": "0.0.0.0"}, "credentials": [cred]}, environ={})
-    assert any("demo secret" in w for w in public.warnings)
+    with pytest.raises(ConfigError, match=r"credential \[demo\] uses the published demo secret"):
+        validate_config({"server": {"host": "0.0.0.0"}, "credentials": [cred]}, environ={})
 
 
 def test_credentials_can_come_from_the_environment() -> None:

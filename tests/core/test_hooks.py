@@ -144,7 +144,8 @@ def test_plugins_report_versions_hooks_and_routes(hello_app) -> None:
     assert described["hello"]["grants"] == ["hello:write", "hello:read"]
     assert described["elastic_analytics"]["builtin"]
     assert described["elastic_analytics"]["grants"] == ["elastic_analytics:manage[:<stream>]",
-                                                        "elastic_analytics:post_event[:<stream>]"]
+                                                        "elastic_analytics:post_event[:<stream>]",
+                                                        "elastic_analytics:monitor"]
 
 
 # -- hooks exercised by small in-test plugins ----------------------------------------------------------

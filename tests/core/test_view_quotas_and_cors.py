@@ -81,6 +81,7 @@ def test_cors_false_keeps_an_api_closed(open_: bool, expected: str | None) -> No
     preflight = client.test_client().options("/demo/count/x", headers={
         "Origin": "https://a.example", "Access-Control-Request-Method": "POST"})
     assert preflight.headers.get("Access-Control-Allow-Origin") == expected
+    assert preflight.status_code == (200 if open_ else 403)  # a closed API refuses as for an unlisted origin
     response = client.test_client().post("/demo/count/x", headers={"Authorization": "Bearer secret-a-1",
                                                                    "Origin": "https://a.example"})
     assert response.status_code == 200

@@ -4,12 +4,18 @@ One server for the module; each test starts and ends with no collections in eith
 events are read back from the SQLite file with `backends.sqlite.SQLiteBackend`, so "202" is checked
 against what was really stored. Expected bodies, reasons and enriched documents are written from the
 vendor notes (§1-§4) and the seed document, never copied from a gateway response.
+
+The module runs with the 8.x client of the test extra, and again with the 9.x client in a subprocess whose
+``PYTHONPATH`` starts with a ``pip --target`` directory (test_official_client_9.py): the same test body for
+both majors. ``EVENT_GATEWAY_TEST_ES_CLIENT`` names that directory and the major it must hold; the server
+is started without it, so only the client changes.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +36,8 @@ from support import SECRETS, RunningServer, api_key, base_config, start_server, 
 from backends.sqlite import SQLiteBackend
 from gateway.query import Query
 
+#: "<major>:<directory>" when the client comes from a `pip --target` directory (see test_official_client_9.py)
+CLIENT_UNDER_TEST = os.environ.get("EVENT_GATEWAY_TEST_ES_CLIENT", "")
 PLUGIN = "elastic_analytics"
 PREFIX = "behavioral_analytics-events-"
 CLIENT_MAJOR = elasticsearch.__versionstr__.split(".")[0]
@@ -94,7 +102,12 @@ SEARCH_CLICK = {"session": {"id": "123"}, "user": {"id": "456"}, "document": {"i
 def server_and_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, Path]]:
     tmp = tmp_path_factory.mktemp("es-client")
     config = base_config(tmp)
-    server = start_server(write_config(tmp / "gateway.toml", config), workers=2)
+    env = None
+    if CLIENT_UNDER_TEST:  # the server runs on the gateway's own dependencies, without the client's directory
+        client_dir = CLIENT_UNDER_TEST.partition(":")[2]
+        kept = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != client_dir]
+        env = {"PYTHONPATH": os.pathsep.join(kept)}
+    server = start_server(write_config(tmp / "gateway.toml", config), workers=2, env=env)
     try:
         yield server, tmp / "events.db"
     finally:
@@ -158,6 +171,50 @@ def data_stream(name: str) -> dict[str, Any]:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def test_the_client_is_the_one_asked_for() -> None:
+    """8.x from the test extra, or the major the 9.x run asked for (so that run cannot silently test 8.x)."""
+    wanted = CLIENT_UNDER_TEST.partition(":")[0] or "8"
+    assert wanted == CLIENT_MAJOR
+    if CLIENT_UNDER_TEST:
+        assert elasticsearch.__file__.startswith(CLIENT_UNDER_TEST.partition(":")[2])
+
+
+# -- Elasticsearch's root ----------------------------------------------------------------------------------
+def test_info_and_ping(admin: Elasticsearch) -> None:
+    """`es.info()` is `GET /`, `es.ping()` is `HEAD /` (issue 10 item 9: both were 404s)."""
+    info = admin.info()
+    assert info.meta.status == 200
+    assert info.meta.headers["X-Elastic-Product"] == "Elasticsearch"
+    assert info.meta.headers["Content-Type"] == COMPAT_TYPE
+    assert info["tagline"] == "You Know, for Search"
+    assert info["version"]["number"].split(".")[0] == "9"
+    assert info["version"]["build_flavor"] == "default"
+    assert {"name", "cluster_name", "cluster_uuid"} <= set(info.body)
+    assert admin.ping() is True
+
+
+def test_info_needs_credentials_and_the_monitor_grant(server: RunningServer) -> None:
+    with pytest.raises(AuthenticationException) as missing:
+        make_client(server).info()
+    assert missing.value.body["error"]["reason"] == "missing authentication credentials for REST request [/]"
+    with pytest.raises(AuthorizationException) as forbidden:
+        make_client(server, api_key=api_key("tracker")).info()
+    assert forbidden.value.body["error"]["reason"] == ("action [cluster:monitor/main] is unauthorized for "
+                                                       "API key id [tracker]")
+    assert make_client(server).ping() is False  # the client's ping() is False on any error
+
+
+def test_api_key_without_id_is_invalid(server: RunningServer) -> None:
+    import base64
+
+    client = make_client(server, api_key=base64.b64encode(SECRETS["admin"].encode()).decode())
+    with pytest.raises(AuthenticationException) as info:
+        client.search_application.get_behavioral_analytics()
+    assert info.value.body["error"]["reason"] == "error attempting to authenticate request"
+    assert info.value.body["error"]["caused_by"] == {"type": "illegal_argument_exception",
+                                                     "reason": "invalid ApiKey value"}
 
 
 # -- collections ---------------------------------------------------------------------------------------
