@@ -5,6 +5,7 @@ from error bodies and tells a missing schema by ``Missing.EventType``)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -17,14 +18,22 @@ from support import ROOT, RunningServer
 CLIENT_DIR = ROOT / "tests" / "clients" / "appdynamics"
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
-                                 reason="node and npm are needed for the npm client")]
+                                 reason="node/npm are not installed (.ci/run installs them with apt)")]
+
+
+STAMP = CLIENT_DIR / "node_modules" / ".event-gateway-lock.sha256"
 
 
 @pytest.fixture(scope="session")
 def npm_client() -> Path:
-    """``npm ci`` of the committed package-lock.json (the exact client version, installed by the test run)."""
-    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=CLIENT_DIR, check=True,
-                   timeout=300)
+    """``npm ci`` of the committed package-lock.json (the exact client version, installed by the test run) when
+    the lock file changed since the last install (a stamp in node_modules remembers it, as tests/clients does)."""
+    digest = hashlib.sha256((CLIENT_DIR / "package-lock.json").read_bytes()).hexdigest()
+    if not STAMP.is_file() or STAMP.read_text().strip() != digest:
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=CLIENT_DIR,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
+        STAMP.write_text(digest)
     installed = CLIENT_DIR / "node_modules" / "appdynamics-analytics-events-api" / "package.json"
     assert json.loads(installed.read_text())["version"] == "0.1.0"
     return CLIENT_DIR
