@@ -20,6 +20,7 @@ from gateway.storage import SchemaConflict, StreamExists, StreamNotFound
 from . import storage
 from .adql import AdqlError, parse
 from .adql.semantics import Analysis, analyze
+from .engine import run_query
 from .errors import AppdError
 from .results import check_scrollable, output_columns
 from .schema_types import EventError, SchemaError, check_schema_name, validate_create_body, validate_events
@@ -178,8 +179,6 @@ def prepare(tenant: str, specs: Sequence[QuerySpec], authorize: Callable[[str], 
 
 def run(prepared: Sequence[PreparedQuery], scrollid: str | None) -> list[dict[str, Any]]:
     """Run the prepared queries in order; one response element each."""
-    from .engine import run_query  # the engine is the heaviest import of the plugin: load it on first query
-
     now = now_ms()
     elements = []
     for index, item in enumerate(prepared):

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, request
 from gateway.api import count_quota, credential, quota, require_grant
 
 from . import service
-from .errors import AppdError, appd_response, empty_response
+from .errors import appd_response, empty_response
 from .transport import check_accept, check_content_type, raw_body, read_json_body
 
 blueprint = Blueprint(service.PLUGIN, __name__)
@@ -102,5 +102,3 @@ def query() -> Response:
         count_quota("searches_per_event_type", tenant, item.stream.name)
     return appd_response(service.run(prepared, params.scrollid))
 
-
-__all__ = ["AppdError", "blueprint"]
