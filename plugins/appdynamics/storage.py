@@ -91,24 +91,29 @@ def patched_schema(current: Sequence[FieldSpec], body: Any) -> tuple[FieldSpec, 
 IMPLICIT = ("eventTimestamp", "pickupTimestamp")
 
 
-def nest(flat: Mapping[str, Any], paths: Mapping[str, str]) -> dict[str, Any]:
-    """A validated event's user fields (by field name) as ``data`` nested by stored path segments."""
+def nest(flat: Mapping[str, Any], paths: Mapping[str, str | tuple[str, ...]]) -> dict[str, Any]:
+    """A validated event's user fields (by field name) as ``data`` nested by stored path segments. `paths` maps
+    names to dotted paths or to their segments (split once per request by `to_events`)."""
     data: dict[str, Any] = {}
     for name, value in flat.items():
         if name in IMPLICIT:
             continue
-        *parents, leaf = paths[name].split(".")
+        path = paths[name]
+        segments = path.split(".") if isinstance(path, str) else path
+        if len(segments) == 1:
+            data[segments[0]] = value
+            continue
         node = data
-        for part in parents:
+        for part in segments[:-1]:
             node = node.setdefault(part, {})
-        node[leaf] = value
+        node[segments[-1]] = value
     return data
 
 
 def to_events(tenant: str, schema_name: str, stream: Stream, validated: Sequence[Mapping[str, Any]],
               new_id: Callable[[], str]) -> list[Event]:
     """Core events of validated events (`schema_types.validate_events` output)."""
-    paths = field_paths(stream)
+    paths = {name: tuple(path.split(".")) for name, path in field_paths(stream).items()}
     return [Event(tenant=tenant, plugin=PLUGIN, stream=schema_name, type=schema_name, data=nest(flat, paths),
                   timestamp=flat["eventTimestamp"], received_at=flat["pickupTimestamp"], id=new_id())
             for flat in validated]
