@@ -143,6 +143,9 @@ def test_scroll_mode_pages_every_event_once(client: Any) -> None:
     ("SELECT * FROM p", "?end=2023-13-45", "end"),
     ("SELECT * FROM p", f"?start={BASE + 1}&end={BASE}", "start"),
     ("SELECT * FROM p", "?limit=ten", "limit"),
+    ("SELECT * FROM p", "?start=9999999999999999999", "start"),  # beyond int64 in SQLite: was a 500
+    ("SELECT * FROM p", "?end=-9999999999999999999", "end"),
+    (json.dumps([{"query": "SELECT * FROM p", "end": 10**20}]), "", "queries[0].end"),
     ("SELECT * FROM p", "?mode=fast", "mode"),
     ("SELECT * FROM p", "?mode=scroll&scrollid=not-a-scroll-id", "scrollid"),
 ])
