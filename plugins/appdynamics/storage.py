@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.events import Event, FieldSpec, Stream
 
-from .schema_types import apply_patch
+from .schema_types import MAX_FIELDS, SchemaError, apply_patch
 
 PLUGIN = "appdynamics"
 
@@ -71,6 +71,7 @@ def patched_schema(current: Sequence[FieldSpec], body: Any) -> tuple[FieldSpec, 
     this replays it on the specs so that renamed fields keep their stored paths and added fields get paths
     that clash with no stored path still in use.
     """
+    _check_size(body)
     logical = {spec.name: spec.type for spec in current}
     expected = apply_patch(logical, body)
     entries = [[spec.name, spec.type, stored_path(spec)] for spec in current]
@@ -89,6 +90,17 @@ def patched_schema(current: Sequence[FieldSpec], body: Any) -> tuple[FieldSpec, 
 
 
 IMPLICIT = ("eventTimestamp", "pickupTimestamp")
+#: Most adds and renames one PATCH may carry (a schema holds at most as many fields): bounds the request's cost,
+#: each rename costing a pass over the schema.
+MAX_PATCH_CHANGES = MAX_FIELDS
+
+
+def _check_size(body: Any) -> None:
+    updates = body if isinstance(body, list) else [body]
+    changes = len(updates) + sum(len(u.get(key) or ()) for u in updates if isinstance(u, dict)
+                                 for key in ("add", "rename") if isinstance(u.get(key), dict))
+    if changes > MAX_PATCH_CHANGES:
+        raise SchemaError(f"a schema update may carry at most {MAX_PATCH_CHANGES} changes; this one has {changes}")
 
 
 def nest(flat: Mapping[str, Any], paths: Mapping[str, str | tuple[str, ...]]) -> dict[str, Any]:

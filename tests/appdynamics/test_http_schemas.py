@@ -189,3 +189,14 @@ def test_delete_removes_the_schema_and_its_events(appd_client: Any) -> None:
     assert appd_client.delete("/events/schema/myProducts", headers=DOC).status_code == 404
     assert create(appd_client).status_code == 201
     assert query(appd_client, "SELECT * FROM myProducts")["results"] == []
+
+
+def test_patch_size_is_bounded(appd_client: Any) -> None:
+    assert create(appd_client).status_code == 201
+    renames = [{"rename": {"price": "p2"}}, {"rename": {"p2": "price"}}] * 800  # 1,600 updates
+    response = appd_client.patch("/events/schema/myProducts", headers=DOC, data=json.dumps(renames))
+    assert response.status_code == 400
+    assert "at most 1500 changes" in error_body(response)["message"]
+    assert appd_client.get("/events/schema/myProducts", headers=DOC).get_json() == {"schema": PRODUCTS}
+    ok = appd_client.patch("/events/schema/myProducts", headers=DOC, data=json.dumps(renames[:700]))
+    assert ok.status_code == 200 and ok.get_json() == {"schema": PRODUCTS}  # renamed away and back 350 times
