@@ -135,7 +135,8 @@ def check(config_file: str | None) -> None:
         reachable, reason = False, type(exc).__name__
     if not reachable:
         _fail(f"quota store unreachable: {redact_url(cfg.quotas['storage_url'])} ({reason})", 1)
-    click.echo(f"ok: {config_path(config_file)} is valid; storage {facts.get('backend', '?')} reachable; "
+    version = f" {facts['server_version']}" if facts.get("server_version") else ""
+    click.echo(f"ok: {config_path(config_file)} is valid; storage {facts.get('backend', '?')}{version} reachable; "
                f"quota store reachable; {len(state.apis)} APIs, {len(state.credentials)} credentials")
 
 

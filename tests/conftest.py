@@ -14,7 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg_server import postgres_server, postgres_url  # noqa: F401 - fixtures shared by the suite
 from support import RunningServer, base_config, free_port, start_server, write_config
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--storage=postgresql`` runs every app and server the suite builds from a config on PostgreSQL."""
+    parser.addoption("--storage", choices=("default", "postgresql"), default="default",
+                     help="postgresql: point storage.url of every configured app/server at a fresh database on "
+                          "the session's real PostgreSQL server (EVENT_GATEWAY_STORAGE__URL), e.g. to run the "
+                          "plugin HTTP tests against it; tests about another backend's files then fail by design")
+
+
+@pytest.fixture(autouse=True)
+def _storage_override(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``--storage=postgresql``: the environment override every config (and server) reads."""
+    if request.config.getoption("--storage") == "postgresql":
+        monkeypatch.setenv("EVENT_GATEWAY_STORAGE__URL", request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

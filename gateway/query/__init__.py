@@ -43,6 +43,8 @@ pages (a bounded heap) and aggregates. The built-in backends push down:
   scan's conditions); everything else is evaluated by the core over one streamed ``SELECT``.
 * Elasticsearch: the same as SQLite, trees as ``bool`` queries; its scan pages with ``search_after`` in
   insertion order.
+* PostgreSQL: the same as SQLite (percentiles pick the interpolated ranks with window functions); its
+  scan streams one ``SELECT`` through a server-side cursor in one snapshot.
 
 Before scanning, the core asks a backend for what it can answer by rewriting: the page and total when
 only aggregations are beyond it; a top-level aggregation with a `where` the backend pushes down, as the

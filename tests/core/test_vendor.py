@@ -23,7 +23,7 @@ from gateway.state import get_state
 from gateway.vendor import DeclarationError, Grant, VendorApi, check_grant
 
 BUILTIN_APIS = {"elastic_analytics", "workplace_search", "buildless", "fluid_topics", "appdynamics"}
-BUILTIN_BACKENDS = {"backends.memory", "backends.sqlite", "backends.elasticsearch"}
+BUILTIN_BACKENDS = {"backends.memory", "backends.sqlite", "backends.elasticsearch", "backends.postgresql"}
 
 
 def _config(**extra: Any) -> dict[str, Any]:
