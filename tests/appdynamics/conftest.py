@@ -15,10 +15,14 @@ from gateway import create_app
 from gateway.state import get_state
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgresql"])
 def appd_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """An in-process app serving the plugin, on each storage backend (behaviour must not depend on it)."""
-    app = create_app(appd_config(tmp_path, storage=request.param))
+    """An in-process app serving the plugin, on each storage backend (behaviour must not depend on it);
+    PostgreSQL is the session's real server (`tests/pg_server.py`)."""
+    config = appd_config(tmp_path, storage="memory" if request.param == "postgresql" else request.param)
+    if request.param == "postgresql":
+        config["storage"] = {"url": request.getfixturevalue("postgres_url")}
+    app = create_app(config)
     yield app
     get_state(app).backend.close()
 

@@ -1,7 +1,8 @@
 """End to end through HTTP: random schemas created with POST /events/schema, random events published with POST
 /events/publish, random queries from the whole generated grammar answered by POST /events/query — the answer is
 what the reference evaluator (``adql_oracle``) computes from the events as the client sent them. This checks the
-storage layout of the HTTP side against the engine's reading of it, and the JSON rendering, on each backend.
+storage layout of the HTTP side against the engine's reading of it, and the JSON rendering, on each backend
+(PostgreSQL: the session's real server).
 
 Example counts are sized for the shared suite; ``ADQL_HTTP_EXAMPLES=500`` runs a big count by hand.
 """
@@ -39,11 +40,15 @@ def cases(draw: Any) -> tuple[str, dict[str, str], list[dict[str, Any]], str, in
     return name, schema, draw(events(schema)), text, draw(st.sampled_from([1, 7, 100]))
 
 
-@pytest.mark.parametrize("storage", ["sqlite", "memory"])
-def test_http_answers_equal_the_reference(storage: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("storage", ["sqlite", "memory", "postgresql"])
+def test_http_answers_equal_the_reference(storage: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     quotas = ("query_per_account", "query_per_key", "searches_per_event_type")
     generous = {name: "1000000 per minute" for name in quotas}
-    app = create_app(appd_config(tmp_path, storage=storage, quotas={"appdynamics": generous}))
+    config = appd_config(tmp_path, storage="memory" if storage == "postgresql" else storage,
+                         quotas={"appdynamics": generous})
+    if storage == "postgresql":
+        config["storage"] = {"url": request.getfixturevalue("postgres_url")}
+    app = create_app(config)
     client = app.test_client()
     backend = get_state(app).backend
 

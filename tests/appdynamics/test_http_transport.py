@@ -4,6 +4,7 @@ schema (403), media types (415/406), body size (413), 405, CORS closed, and one 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,17 @@ from appdynamics.appd_http_helpers import (
 )
 
 from gateway import create_app
+from gateway.state import get_state
+
+
+@pytest.fixture
+def appd_app(tmp_path: Path) -> Iterator[Any]:
+    """Transport rules do not depend on the storage: one backend (SQLite) here; the data-bearing tests run on
+    every backend (conftest.py)."""
+    app = create_app(appd_config(tmp_path))
+    yield app
+    get_state(app).backend.close()
+
 
 ROUTES = [("POST", "/events/schema/myProducts", DOC_SCHEMA_BODY), ("GET", "/events/schema/myProducts", None),
           ("PATCH", "/events/schema/myProducts", '{"add": {"x": "string"}}'),
