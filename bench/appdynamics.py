@@ -19,7 +19,7 @@ Target: <= 1 s per query (median of the rounds; the first round, which may build
 
 Environment: BENCH_APPD_PARTS (``publish,query``), BENCH_APPD_EVENTS (1000000), BENCH_APPD_BACKENDS
 (``sqlite,memory``), BENCH_APPD_ROUNDS (5), BENCH_APPD_DURATION (seconds per publish run, 5),
-BENCH_APPD_CONNECTIONS (8), BENCH_APPD_REF_BATCHES (reference batches per round, 200), BENCH_SERVER_THREADS.
+BENCH_APPD_CONNECTIONS (4), BENCH_APPD_REF_BATCHES (reference batches per round, 200), BENCH_SERVER_THREADS.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def settings() -> dict[str, Any]:
         "events": int(env_number("BENCH_APPD_EVENTS", 1_000_000, minimum=1)),
         "rounds": int(env_number("BENCH_APPD_ROUNDS", 5, minimum=1)),
         "duration_s": round(env_number("BENCH_APPD_DURATION", 5, minimum=1)),
-        "connections": int(env_number("BENCH_APPD_CONNECTIONS", 8, minimum=1)),
+        "connections": int(env_number("BENCH_APPD_CONNECTIONS", 4, minimum=1)),
         "ref_batches": int(env_number("BENCH_APPD_REF_BATCHES", 200, minimum=1)),
         "server_threads": int(env_number("BENCH_SERVER_THREADS", ServerSchema().load({})["threads"], minimum=1)),
     }
@@ -213,12 +213,13 @@ def run_publish(cfg: dict[str, Any]) -> dict[str, Any]:
                 load = run_load(server.port, "/events/publish/myProducts", body=body, headers=HEADERS,
                                 duration=cfg["duration_s"], connections=cfg["connections"], threads=2)
                 server.check_alive()
-                if load.non_2xx or sum(load.socket_errors.values()):
+                timeouts = load.socket_errors.get("timeout", 0)  # wrk gives up after 2 s; the server may still store
+                if load.non_2xx > timeouts or sum(load.socket_errors.values()) > timeouts:
                     raise BenchError(f"publish: {load.non_2xx} non-2xx answers, {load.socket_errors} socket errors "
                                      f"({load.statuses}):\n{server.log_tail()}")
                 time.sleep(0.5)
                 stored = _stored(url) - before
-                slack = cfg["connections"] * ARRAY if tool() == "wrk" else 0
+                slack = (cfg["connections"] + timeouts) * ARRAY if tool() == "wrk" else 0
                 if not 0 <= stored - load.ok * ARRAY <= slack:
                     raise BenchError(f"publish round {round_no}: {load.ok} arrays acknowledged but {stored} events "
                                      f"stored")
@@ -226,12 +227,13 @@ def run_publish(cfg: dict[str, Any]) -> dict[str, Any]:
                 events_s = load.rps * ARRAY
                 rounds.append({"reference_events_s": reference, "gateway_events_s": events_s,
                                "ratio": events_s / reference, "arrays_2xx": load.ok, "events_stored": stored,
-                               "p50_ms": load.p50_ms, "p99_ms": load.p99_ms,
+                               "timeouts": timeouts, "p50_ms": load.p50_ms, "p99_ms": load.p99_ms,
                                "worker_cpu_s": list(cpu.values()),
-                               "worker_cpu_us_per_event": [c / max(1, stored) * 1e6 * len(cpu) for c in cpu.values()]})
+                               "workers_cpu_us_per_event": sum(cpu.values()) / max(1, stored) * 1e6})
                 print(f"  publish round {round_no}/{cfg['rounds']}: reference {reference:9,.0f} ev/s, gateway "
                       f"{events_s:9,.0f} ev/s, ratio {events_s / reference:.3f}, worker CPU "
-                      f"{', '.join(f'{c:.2f}s' for c in cpu.values())}", flush=True)
+                      f"{', '.join(f'{c:.2f}s' for c in cpu.values())} "
+                      f"({rounds[-1]['workers_cpu_us_per_event']:.0f} us/event)", flush=True)
         finally:
             server.stop()
     events_s = statistics.median(r["gateway_events_s"] for r in rounds)

@@ -62,25 +62,76 @@ def _present(values: Sequence[Any]) -> list[Any]:
     return [v for v in values if v is not None and v is not MISSING]
 
 
-def column_aggregate(agg: Aggregation, parts: Sequence[tuple[Column, int, int]]) -> Any:
-    """A native metric or a terms aggregation without sub-aggregations of one data field, over column
-    slices ``(column, lo, hi)``; MISSING when the columns cannot answer it."""
-    if agg.where is not None or any(not column.simple for column, _, _ in parts):
+def column_aggregate(agg: Aggregation, runs: Sequence[tuple[Any, int, int]]) -> Any:
+    """A native metric, or a terms aggregation whose sub-aggregations are such metrics, of data fields, over
+    record runs ``(run, lo, hi)`` (a run has ``column(field)``); MISSING when the columns cannot answer it."""
+    if agg.where is not None:
         return MISSING
-    values = [v for column, lo, hi in parts for v in _present(column.values[lo:hi])]
+    if agg.kind == "terms":
+        return _terms(agg, runs)
+    column_of = _columns(agg.field, runs)
+    if column_of is None or agg.kind not in COLUMN_METRICS:
+        return MISSING
+    return _metric(agg, [v for run, lo, hi in runs for v in _present(column_of[id(run)].values[lo:hi])])
+
+
+def _columns(field: Any, runs: Sequence[tuple[Any, int, int]]) -> dict[int, Column] | None:
+    """Each run's simple column of a data field (None if the field is not one or a column is not simple)."""
+    if not isinstance(field, str) or not field.startswith("data."):
+        return None
+    found = {id(run): run.column(field) for run, _, _ in runs}
+    return found if all(column.simple for column in found.values()) else None
+
+
+def _metric(agg: Aggregation, values: list[Any]) -> Any:
     kind = agg.kind
     if kind == "count":
         return len(values)
     if kind == "distinct_count":
         return len({normalize_key(v) for v in values})
-    if kind in COLUMN_METRICS:
-        return metric_result(agg, [normalize_key(v) for v in values if v.__class__ is not str])
-    if kind == "terms" and not agg.aggs:
+    return metric_result(agg, [normalize_key(v) for v in values if v.__class__ is not str])
+
+
+def _terms(agg: Aggregation, runs: Sequence[tuple[Any, int, int]]) -> Any:
+    keys = _columns(agg.field, runs)
+    subs: list[tuple[Aggregation, dict[int, Column] | None]] = []
+    for sub in agg.aggs:
+        if sub.where is not None or sub.kind not in COLUMN_METRICS:
+            return MISSING
+        columns = None if sub.kind == "count" and sub.field is None else _columns(sub.field, runs)
+        if columns is None and not (sub.kind == "count" and sub.field is None):
+            return MISSING
+        subs.append((sub, columns))
+    if keys is None:
+        return MISSING
+    if not subs:
         counts: Counter[Any] = Counter()
-        for v in values:
-            counts[normalize_key(v)] += 1
+        for run, lo, hi in runs:
+            counts.update(_present(keys[id(run)].values[lo:hi]))  # True == 1: merged as normalize_key does
+        counts = Counter({normalize_key(key): n for key, n in counts.items()})
         return [{"key": key, "count": count} for key, count in order_buckets(agg, counts)]
-    return MISSING
+    members: dict[Any, list[tuple[Any, list[int]]]] = {}
+    for run, lo, hi in runs:
+        values = keys[id(run)].values
+        split: dict[Any, list[int]] = {}
+        for position in range(lo, hi):
+            v = values[position]
+            if v is not None and v is not MISSING:
+                split.setdefault(normalize_key(v), []).append(position)
+        for key, positions in split.items():
+            members.setdefault(key, []).append((run, positions))
+    counts = Counter({key: sum(len(p) for _, p in parts) for key, parts in members.items()})
+    out = []
+    for key, count in order_buckets(agg, counts):
+        bucket: dict[str, Any] = {"key": key, "count": count}
+        for sub, columns in subs:
+            if columns is None:
+                bucket[sub.name] = count
+            else:
+                picked = [columns[id(run)].values[p] for run, positions in members[key] for p in positions]
+                bucket[sub.name] = _metric(sub, _present(picked))
+        out.append(bucket)
+    return out
 
 
 def column_positions(filters: Sequence[Filter], lo: int, hi: int, column_of: Callable[[str], Column | None],

@@ -190,11 +190,9 @@ def slice_aggregate_one(slices: Sequence[Slice], agg: Aggregation, order: Mappin
                 groups.setdefault(key, []).append((sd, kind, records, i, j))
                 i = j
     else:
-        field = agg.field
-        if isinstance(field, str) and field.startswith("data."):
-            found = column_aggregate(agg, [(s[2].column(field), s[3], s[4]) for s in slices])
-            if found is not MISSING:
-                return found
+        found = column_aggregate(agg, [(s[2], s[3], s[4]) for s in slices])
+        if found is not MISSING:
+            return found
         return group_aggregate_one(slice_groups(slices, order), agg)
     counts = {key: sum(s[4] - s[3] for s in group) for key, group in groups.items()}
     return [{"key": key, "count": count, **slice_aggregate(groups[key], agg.aggs, order)}

@@ -7,6 +7,18 @@ per-level order of grouped rows where it is not the core's default, HAVING over 
 tokens. Storage layout (see ``/work/notes/appd-storage.md``): one core stream per schema, ``eventTimestamp``
 = ``Event.timestamp``, ``pickupTimestamp`` = ``Event.received_at``, user fields nested in ``data`` under their
 stored path (``FieldSpec.path``, else the name).
+
+Where ADQL differs from the core query model, the difference lives in the plugin (compile, values, here):
+
+- time: inclusive ``end`` (the core's is exclusive); SINCE/UNTIL override the request's bounds.
+- raw order: nulls last in both directions (the core puts missing first ascending); ties on
+  ``eventTimestamp`` go newest stored first (the core breaks ties by insertion order).
+- grouped order: per level, ORDER BY keys, then event count descending, then key ascending (the core orders
+  by one key, ties by key); HAVING filters finished rows after every level's LIMIT (the core's ``having``
+  runs before ``size``); ``range`` and ``funnel`` are computed from core ``terms``.
+- values: booleans are not numbers (the core reads them as 1/0, so boolean keys come back as 1/0 and are
+  turned back here); ``sum`` of nothing is 0 (the core: null); math and scalar functions are ADQL's
+  (:mod:`.adql.values`).
 """
 
 from __future__ import annotations
@@ -24,9 +36,9 @@ from gateway.query import QueryError
 from gateway.storage import Backend
 
 from .adql import ast as A
+from .adql import compile as compiler
 from .adql.compile import (
     IMPLICIT,
-    MAX_GROUPS,
     Context,
     Level,
     Metrics,
@@ -202,9 +214,9 @@ def _grouped(backend: Backend, base: Any, analysis: Analysis, ctx: Context) -> t
 def _order_level(level: Level, buckets: list[dict], analysis: Analysis, metrics: Metrics) -> list[dict]:
     """ADQL's order of one level the core could not order: the ORDER BY keys concerning it (nulls last),
     then event count descending and key ascending (buckets: key ascending; ``range``: bound order)."""
-    if level.kind == "terms" and len(buckets) > MAX_GROUPS:
-        raise TooManyGroups(f"ordering groups by a metric works on at most {MAX_GROUPS} distinct values of "
-                            f"a group-by term")
+    if level.kind == "terms" and len(buckets) > compiler.MAX_GROUPS:
+        raise TooManyGroups(f"ordering groups by a metric works on at most {compiler.MAX_GROUPS:,} distinct values "
+                            f"of a group-by term")
     key = key_getter(level)
     items = list(buckets)
     if level.kind == "range":

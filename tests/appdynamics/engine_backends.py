@@ -1,8 +1,8 @@
 """Backends the ADQL engine is tested on, and storing oracle-form events as the HTTP layer stores them.
 
 Why: the engine tests and the property tests compare `plugins.appdynamics.engine.run_query` on every backend
-with the reference evaluator (`adql_oracle`). Adding a backend is one entry in :data:`BACKENDS`
-(Elasticsearch joins when ``ELASTICSEARCH_URL`` is set).
+with the reference evaluator (`adql_oracle`). Adding a backend is one entry in :data:`BACKENDS` (PostgreSQL
+runs on the session's real server, `tests/pg_server.py`; Elasticsearch joins when ``ELASTICSEARCH_URL`` is set).
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ from gateway.storage import Backend, backend_from_url
 TENANT = "acct"
 
 
-def _elasticsearch(_tmp: Path) -> Backend:
+def _postgresql(request: pytest.FixtureRequest, _tmp: Path) -> Backend:
+    from backends.postgresql import PostgresBackend
+
+    return PostgresBackend(request.getfixturevalue("postgres_url"))
+
+
+def _elasticsearch(_request: pytest.FixtureRequest, _tmp: Path) -> Backend:
     url = os.environ.get("ELASTICSEARCH_URL")
     if not url:
         pytest.skip("ELASTICSEARCH_URL not set")
@@ -37,10 +43,11 @@ def _elasticsearch(_tmp: Path) -> Backend:
     return backend_from_url(url, {"index_prefix": f"eg-appd-{uuid.uuid4().hex[:12]}"}, [ElasticsearchBackend])
 
 
-#: name -> factory(a fresh temporary directory) of an empty backend (real files for SQLite).
-BACKENDS: dict[str, Callable[[Path], Backend]] = {
-    "memory": lambda tmp: MemoryBackend("memory://"),
-    "sqlite": lambda tmp: SQLiteBackend(f"sqlite:///{tmp}/events.db"),
+#: name -> factory(the test's request, a fresh temporary directory) of an empty backend (real files for SQLite).
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]] = {
+    "memory": lambda request, tmp: MemoryBackend("memory://"),
+    "sqlite": lambda request, tmp: SQLiteBackend(f"sqlite:///{tmp}/events.db"),
+    "postgresql": _postgresql,
     "elasticsearch": _elasticsearch,
 }
 
@@ -66,7 +73,9 @@ def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 def store(backend: Backend, schema: Mapping[str, str], events: Sequence[Mapping[str, Any]],
           name: str = "t") -> Stream:
-    """Create the schema's stream and append oracle-form events (flat, dates as epoch ms) in one batch."""
+    """Create the schema's stream (replacing one of that name) and append oracle-form events (flat, dates as
+    epoch ms) in one batch."""
+    backend.delete_stream(TENANT, "appdynamics", name)
     stream = backend.create_stream(Stream(tenant=TENANT, plugin="appdynamics", name=name,
                                           schema=tuple(FieldSpec(n, k) for n, k in schema.items())))
     batch = []

@@ -254,11 +254,13 @@ class AggregationContract(ContractBase):
         a query: in time order, a few out of order, many out of order, and a value that is an array."""
         backend.create_stream(Stream(T, P, "s"))
         stored: list[tuple[int, Any]] = []
+        numbers: list[int] = []  # data.n of each stored event
 
         def add(batch: list[tuple[int, Any]]) -> None:
             backend.append([ev(f"x{len(stored) + i}", "s", ts, data={"k": k, "n": i % 4})
                             for i, (ts, k) in enumerate(batch)])
             stored.extend((ts, k) for ts, k in batch)
+            numbers.extend(i % 4 for i in range(len(batch)))
 
         def check() -> None:
             counts: dict[Any, int] = {}
@@ -266,9 +268,16 @@ class AggregationContract(ContractBase):
                 for key in dict.fromkeys(k if isinstance(k, list) else [k]):
                     counts[key] = counts.get(key, 0) + 1
             expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+            sums: dict[Any, int] = {}
+            for i, (_, k) in enumerate(stored):
+                for key in dict.fromkeys(k if isinstance(k, list) else [k]):
+                    sums[key] = sums.get(key, 0) + numbers[i]
             found = agg(backend, Aggregation("k", "terms", field="data.k", size=3),
-                        Aggregation("n", "count", field="data.k"), Aggregation("d", "distinct_count", field="data.k"))
-            assert found == {"k": buckets(expected), "n": len(stored), "d": len(counts)}
+                        Aggregation("n", "count", field="data.k"), Aggregation("d", "distinct_count", field="data.k"),
+                        Aggregation("t", "terms", field="data.k", size=2,
+                                    aggs=(Aggregation("s", "sum", field="data.n"), Aggregation("c", "count"))))
+            with_sums = [{**b, "s": sums[b["key"]], "c": b["count"]} for b in buckets(expected[:2])]
+            assert found == {"k": buckets(expected), "n": len(stored), "d": len(counts), "t": with_sums}
             hits = sum(1 for _, k in stored if k == "b" or (isinstance(k, list) and "b" in k))
             assert backend.query(q(limit=0, filters=(Filter("data.k", "eq", "b"),))).total == hits
             later = sum(1 for ts, _ in stored if ts >= 500)

@@ -28,7 +28,7 @@ from typing import Any
 from gateway.query import MISSING, Aggregation, AllOf, AnyOf, Computed, Filter, Not, Query, QueryError, Sort
 from gateway.query.semantics import field_getter
 
-from ...appdynamics.results import CANNOT_COERCE, coerce_literal, expr_type
+from ..results import CANNOT_COERCE, coerce_literal, column_type, expr_type
 from . import ast as A
 from .errors import AdqlError, error_at
 from .semantics import Analysis
@@ -174,7 +174,8 @@ def raw_sort(analysis: Analysis, ctx: Context) -> tuple[Sort, ...]:
     for spec in analysis.order_by:
         expr = spec.expr if spec.column is None else analysis.columns[spec.column].expr
         source = ctx.source(expr)
-        if not spec.descending:  # the core puts missing values first ascending; ADQL last
+        always = isinstance(expr, A.Field) and expr.name in IMPLICIT  # never null: the core sorts it natively
+        if not spec.descending and not always:  # the core puts missing values first ascending; ADQL last
             get = ctx.evaluator.value(expr)
             sorts.append(Sort(Computed(f"adql-null:{expr!r}", lambda e, get=get: int(get(e) is None))))
         sorts.append(Sort(source, spec.descending))
@@ -255,7 +256,7 @@ class Metrics:
         found = values[name]
         if isinstance(node, A.Funnel):
             if len(found) > MAX_GROUPS:
-                raise TooManyGroups(f"funnel() counts at most {MAX_GROUPS} distinct values")
+                raise TooManyGroups(f"funnel() counts at most {MAX_GROUPS:,} distinct values", *_where(node))
             step = 0 if part is None else part
             return sum(1 for bucket in found if all(bucket[f"s{k}"] > 0 for k in range(step + 1)))
         if node.kind == "stats":
@@ -270,6 +271,10 @@ class Metrics:
         if node.kind == "sum" and found is None:
             found = 0
         return typed(found, self.types[node])
+
+
+def _where(node: A.Node) -> tuple[int, int]:
+    return (node.pos[0], node.pos[1]) if node.pos is not None else (1, 1)
 
 
 def typed(value: Any, kind: str) -> Any:
@@ -303,8 +308,6 @@ def build_levels(analysis: Analysis, ctx: Context) -> list[Level]:
             kind = "range"
         else:
             kind = "terms"
-        from ...appdynamics.results import column_type
-
         levels.append(Level(column=term.column, name=f"g{depth}", node=node, kind=kind, limit=term.limit,
                             engine_ordered=bool(sort_keys) or kind == "range", sort_keys=sort_keys,
                             key_type=column_type(column, ctx.types)))
