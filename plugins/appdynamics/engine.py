@@ -35,6 +35,7 @@ from gateway.events import Stream
 from gateway.query import QueryError
 from gateway.storage import Backend
 
+from . import storage
 from .adql import ast as A
 from .adql import compile as compiler
 from .adql.compile import (
@@ -84,12 +85,8 @@ class ScrollIdError(ValueError):
 def stream_fields(stream: Stream) -> tuple[dict[str, str], dict[str, str]]:
     """The schema's logical ``{name: type}`` (user fields, definition order) and ``{name: core field}`` for
     every field ADQL may name, implicit ones included."""
-    schema: dict[str, str] = {}
-    paths: dict[str, str] = dict(IMPLICIT)
-    for spec in stream.schema or ():
-        schema[spec.name] = spec.type
-        paths[spec.name] = "data." + (getattr(spec, "path", None) or spec.name)
-    return schema, paths
+    paths = {**IMPLICIT, **{name: "data." + path for name, path in storage.field_paths(stream).items()}}
+    return storage.logical_schema(stream), paths
 
 
 def run_query(backend: Backend, stream: Stream, analysis: Analysis, *, start_ms: int | None, end_ms: int | None,
