@@ -31,3 +31,24 @@ def ft_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     yield run
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file holding `SEEDED` Fluid Topics events of tenant acme (made once per session)."""
+    from hardening_storage.hs_helpers import SEEDED, seed_sqlite
+
+    db = tmp_path_factory.mktemp("seeded") / "events.db"
+    seed_sqlite(db, SEEDED)
+    return db
+
+
+@pytest.fixture
+def seeded_db(seeded_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the seeded file (tests may write to it)."""
+    import shutil
+
+    db = tmp_path / "data" / "events.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(seeded_template, db)
+    return db

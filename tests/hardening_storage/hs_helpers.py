@@ -20,6 +20,8 @@ COUNT = "/analytics/api/v1/traffic/event-counts"
 ACME = {"Authorization": f"Bearer {ACME_KEY}"}
 READER = {"Authorization": f"Bearer {READER_KEY}"}
 FT_KEYS = ["timestamp", "status", "error", "message", "path", "field", "errors"]
+#: Events in the seeded SQLite file (issue 10 measured 0.12 s per filter value over 100k events).
+SEEDED = 100_000
 EVENT = {"offline": False, "appName": "hardening", "appVersion": "1.0", "name": "khub.search"}
 
 
