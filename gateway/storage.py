@@ -18,7 +18,11 @@ from urllib.parse import urlsplit
 
 from .events import Event, Stream
 from .query import Condition, Filter, Query, QueryResult, Sort
+from .query.deadline import DEFAULT_QUERY_TIMEOUT, QueryTimeout, query_deadline
 from .query.evaluate import evaluate, is_native, native_filter
+
+__all__ = ["Backend", "BackendUnavailable", "QueryTimeout", "StorageError", "StreamExists", "StreamNotFound",
+           "backend_from_url", "scheme_of"]
 
 
 class StorageError(Exception):
@@ -50,6 +54,9 @@ class Backend(abc.ABC):
     #: False when several processes cannot share one store (each would see its own data); may be set
     #: per instance (an SQLite ``:memory:`` database is not shareable, an SQLite file is).
     multiprocess_safe: bool = True
+    #: Seconds a query may run (``storage.query_timeout``, set by the core after construction; None: no
+    #: limit). `query` runs under `gateway.query.deadline.query_deadline` of it.
+    query_timeout: float | None = DEFAULT_QUERY_TIMEOUT
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = url
@@ -99,10 +106,16 @@ class Backend(abc.ABC):
     def query(self, query: Query) -> QueryResult:
         """Answer a query with the semantics documented in `gateway.query`: natively (`answer`) when the
         backend says it can (`native`), else by the core evaluator (`gateway.query.evaluate`), which asks
-        `answer` for the parts it can take and evaluates the rest over `scan`, with the same results."""
-        if self.native(query):
-            return self.answer(query)
-        return evaluate(query, self)
+        `answer` for the parts it can take and evaluates the rest over `scan`, with the same results.
+
+        The query runs under a deadline of `query_timeout` seconds (`gateway.query.deadline`): past it,
+        the core's loops and the backend's own cancellation raise `QueryTimeout` (a 503 in every API's
+        format) and nothing keeps running. A backend overriding this method keeps the deadline by
+        calling it, or by entering ``query_deadline(self.query_timeout)`` itself."""
+        with query_deadline(self.query_timeout):
+            if self.native(query):
+                return self.answer(query)
+            return evaluate(query, self)
 
     def native(self, query: Query) -> bool:
         """Whether `answer` handles the whole query (default: the native model, `gateway.query.evaluate`)."""

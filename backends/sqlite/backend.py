@@ -4,7 +4,8 @@ The file is in WAL mode with ``synchronous=FULL``, so an acknowledged append sur
 worker (and a power cut). Every process and thread has its own connection (a connection made before a
 gunicorn fork is never used by the child); writers serialize with ``BEGIN IMMEDIATE`` and wait up to
 ``busy_timeout_ms`` for each other, and concurrent appends of one process share a transaction
-(`backends.sqlite.group_commit`). Reads are compiled to SQL (`backends.sqlite.reader`).
+(`backends.sqlite.group_commit`). Reads are compiled to SQL (`backends.sqlite.reader`) and cancelled
+from a progress handler once the query's deadline has passed (`gateway.query.deadline`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gateway.events import Event, FieldSpec, Stream, now_ms
 from gateway.query import Condition, Query, QueryResult
 from gateway.query.checks import check_event
 from gateway.query.cursor import decode_position
+from gateway.query.deadline import QueryTimeout, expired, suspended
 from gateway.query.evaluate import native_tree
 from gateway.storage import Backend, BackendUnavailable, StreamExists, StreamNotFound
 
@@ -37,6 +39,9 @@ from .schema import (
 )
 
 DELETE_CHUNK = 5000
+#: SQLite virtual-machine steps between two calls of the progress handler that cancels a query past its
+#: deadline (a call costs a context-variable read and a clock read: well under 1% of the work).
+PROGRESS_STEPS = 20_000
 _MISSING_STREAM = "the batch names a stream that does not exist; nothing was stored"
 # Connections inherited through fork: kept referenced so that garbage collection never closes them in the
 # child (closing a parent's SQLite connection in a child can corrupt the parent's locks).
@@ -91,6 +96,9 @@ class SQLiteBackend(Backend):
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         if not self.memory:
             conn.execute("PRAGMA journal_mode = WAL")  # persistent in the file; a no-op once set
+        # A statement running past the current query's deadline (gateway.query.deadline) is interrupted
+        # from inside SQLite: it fails with "interrupted", which `_session` turns into `QueryTimeout`.
+        conn.set_progress_handler(expired, PROGRESS_STEPS)
         return conn
 
     def _connection(self) -> sqlite3.Connection:
@@ -140,6 +148,8 @@ class SQLiteBackend(Backend):
                     raise BackendUnavailable(f"SQLite database {self.path} was deleted while open") from exc
                 yield conn
             except sqlite3.Error as exc:
+                if isinstance(exc, sqlite3.OperationalError) and str(exc) == "interrupted":
+                    raise QueryTimeout(self.query_timeout) from None  # cancelled by the progress handler
                 if is_unavailable(exc):
                     self._forget_connection()
                     raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
@@ -157,7 +167,8 @@ class SQLiteBackend(Backend):
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with suspended():  # a cancelled read still rolls back
+                    conn.execute("ROLLBACK")
             raise
 
     def _migrate(self, conn: sqlite3.Connection) -> None:

@@ -63,6 +63,16 @@ def query_deadline(timeout: float | None) -> Iterator[None]:
         _timeout.reset(timeout_token)
 
 
+@contextmanager
+def suspended() -> Iterator[None]:
+    """Run the block without a deadline (cleanup that must finish: a ROLLBACK after a cancelled read)."""
+    token = _deadline.set(None)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
 def deadline() -> float | None:
     """The current deadline (`time.monotonic` seconds), or None outside any query."""
     return _deadline.get()

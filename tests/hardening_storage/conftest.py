@@ -20,9 +20,10 @@ def ft_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     """Start a real server serving Fluid Topics on an SQLite file (`db`), extra config sections merged in."""
     started: list[RunningServer] = []
 
-    def run(db: Path, *, workers: int = 2, threads: int = 4, **sections: Any) -> RunningServer:
+    def run(db: Path, *, workers: int = 2, threads: int = 4, storage: dict[str, Any] | None = None,
+            **sections: Any) -> RunningServer:
         config = ft_config(tmp_path, storage="sqlite", **sections)
-        config["storage"] = {**config["storage"], "url": f"sqlite:///{db}", **sections.get("storage", {})}
+        config["storage"] = {"url": f"sqlite:///{db}", **(storage or {})}
         path = write_config(tmp_path / f"gateway-{len(started)}.toml", config)
         server = start_server(path, workers=workers, threads=threads)
         started.append(server)
