@@ -1,9 +1,13 @@
 """The gateway's own routes: health (for load balancers and operators) and the plugin list.
 
-They need no credentials and reveal no secrets: the storage URL is shown without user info or query.
+They need no credentials and reveal no secrets: the storage URL is shown without user info or query,
+failure reasons without file-system paths. Storage is reported down when it does not answer or when a
+write would fail (`Backend.check_writable`: a real write at most every 1.5 s per process).
 """
 
 from __future__ import annotations
+
+import re
 
 from flask import Blueprint, Response
 
@@ -14,6 +18,8 @@ from .storage import BackendUnavailable
 from .urls import redact_url
 
 blueprint = Blueprint("_gateway", __name__, url_prefix="/_gateway")
+#: Absolute file-system paths in a failure reason (the unauthenticated answer shows no layout).
+_PATH = re.compile(r"(?<![\w.:/])/[^\s:;,'\"]+")
 
 
 @blueprint.get("/health")
@@ -23,9 +29,10 @@ def health() -> Response:
     storage = {"url": redact_url(state.config.storage["url"]), "status": "up"}
     try:
         storage.update(state.backend.health())
+        state.backend.check_writable()  # a cached real write: down whenever an append would fail
         status = 200
     except BackendUnavailable as exc:
-        storage.update(status="down", reason=str(exc))
+        storage.update(status="down", reason=_PATH.sub("<path>", str(exc)))
         status = 503
     storage.pop("path", None)  # unauthenticated: no file-system layout
     quotas = {"url": redact_url(state.config.quotas["storage_url"]), "status": "up"}

@@ -6,12 +6,14 @@ native model), and gets the rest of the query model from the core evaluator over
 pages through `answer`); `gateway.testing.contract` checks it. Each backend class declares the URL
 schemes it serves (the idea of the `limits` library's storage registry); built-in and third-party
 backends arrive through the `storage_backends` hook, and `backend_from_url` builds the one `storage.url`
-names.
+names. Every query runs under the ``storage.query_timeout`` deadline (`gateway.query.deadline`); health
+asks `check_writable` (a cached `probe_write`) so that it reports a store that cannot take writes.
 """
 
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -23,6 +25,11 @@ from .query.evaluate import evaluate, is_native, native_filter
 
 __all__ = ["Backend", "BackendUnavailable", "QueryTimeout", "StorageError", "StreamExists", "StreamNotFound",
            "backend_from_url", "scheme_of"]
+
+
+#: Seconds a write probe's outcome is reused (`Backend.check_writable`): health checks stay cheap, and a
+#: fault or its repair shows within this time.
+WRITE_PROBE_TTL = 1.5
 
 
 class StorageError(Exception):
@@ -177,6 +184,27 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def health(self) -> dict[str, Any]:
         """Reach the store; return facts safe to show (no secrets), raise `BackendUnavailable` if down."""
+
+    def probe_write(self) -> None:  # noqa: B027 - a store that is always writable needs no probe
+        """Raise `BackendUnavailable` when an append would fail now (full disk, read-only or missing file,
+        unreachable primary...), by a cheap real write where the store allows one; called through
+        `check_writable`, which caches the outcome. The default finds nothing to check."""
+
+    def check_writable(self) -> None:
+        """`probe_write`, run at most once per `WRITE_PROBE_TTL` seconds per process; the cached outcome
+        (success or the same `BackendUnavailable`) is returned meanwhile. Health reports the store as down
+        whenever this raises, so that health never says ``ok`` while ingest answers 503."""
+        now = time.monotonic()
+        cached = self.__dict__.get("_write_probe")
+        if cached is None or now - cached[0] >= WRITE_PROBE_TTL:
+            try:
+                self.probe_write()
+                outcome: BackendUnavailable | None = None
+            except BackendUnavailable as exc:
+                outcome = exc
+            cached = self.__dict__["_write_probe"] = (time.monotonic(), outcome)
+        if cached[1] is not None:
+            raise cached[1]
 
     def close(self) -> None:  # noqa: B027 - optional for backends holding nothing
         """Release connections."""
