@@ -103,6 +103,7 @@ def test_removed_directory_made_again(ft_server: Any, tmp_path: Path) -> None:
     shutil.rmtree(db.parent)
     assert _until(lambda: _health(server.url)[0] == 503, HEALTH_WITHIN), _health(server.url)
     status, body = _health(server.url)
+    assert status == 503, body
     assert body["storage"]["status"] == "down" and str(tmp_path) not in body["storage"]["reason"], body
     assert _ingest(server.url, "during") == 503
     db.parent.mkdir()
