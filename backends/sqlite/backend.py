@@ -43,7 +43,7 @@ from .schema import (
 DELETE_CHUNK = 5000
 #: SQLite virtual-machine steps between two calls of the progress handler that cancels a query past its
 #: deadline (a call costs a context-variable read and a clock read: well under 1% of the work).
-PROGRESS_STEPS = 20_000
+PROGRESS_STEPS = 100_000
 _MISSING_STREAM = "the batch names a stream that does not exist; nothing was stored"
 # Connections inherited through fork: kept referenced so that garbage collection never closes them in the
 # child (closing a parent's SQLite connection in a child can corrupt the parent's locks).
