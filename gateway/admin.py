@@ -1,7 +1,9 @@
 """The gateway's own routes: health (for load balancers and operators) and the plugin list.
 
 They need no credentials and reveal no secrets: store URLs are shown as scheme and host only (no user info,
-no file-system path: a SQLite URL is its path), and paths are cut out of failure reasons.
+no file-system path: a SQLite URL is its path), and paths are cut out of failure reasons. Storage is reported
+down when it does not answer or when a write would fail (`Backend.check_writable`: a real write at most every
+1.5 s per process).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def health() -> Response:
     storage = {"url": _public_url(state.config.storage["url"]), "status": "up"}
     try:
         storage.update(state.backend.health())
+        state.backend.check_writable()  # a cached real write: down whenever an append would fail
         status = 200
     except BackendUnavailable as exc:
         storage.update(status="down", reason=_PATH.sub("<path>", str(exc)))

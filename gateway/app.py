@@ -84,6 +84,7 @@ def _build(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None, p
         except ValueError as exc:
             message = str(exc)
             raise ConfigError(message if message.startswith("storage.") else f"storage.url: {message}") from None
+    backend.query_timeout = cfg.storage["query_timeout"]  # every query's deadline (gateway.query.deadline)
 
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = cfg.server["max_body_bytes"]

@@ -20,6 +20,7 @@ from typing import Any
 from limits import parse_many
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from .query.deadline import DEFAULT_QUERY_TIMEOUT
 from .validation import error_items
 
 ENV_PREFIX = "EVENT_GATEWAY_"
@@ -89,6 +90,8 @@ class ServerSchema(_Strict):
 class StorageSchema(_Strict):
     url = fields.String(load_default="sqlite:///var/events.db", validate=validate.Regexp(r"^[a-z][a-z0-9+.-]*://"))
     options = fields.Dict(keys=fields.String(), load_default=dict)
+    # seconds a query may run before it is cancelled with a 503 (gateway.query.deadline)
+    query_timeout = fields.Float(load_default=DEFAULT_QUERY_TIMEOUT, validate=validate.Range(0.001, 3600))
 
 
 class LimitString(fields.String):

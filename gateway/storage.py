@@ -6,19 +6,30 @@ native model), and gets the rest of the query model from the core evaluator over
 pages through `answer`); `gateway.testing.contract` checks it. Each backend class declares the URL
 schemes it serves (the idea of the `limits` library's storage registry); built-in and third-party
 backends arrive through the `storage_backends` hook, and `backend_from_url` builds the one `storage.url`
-names.
+names. Every query runs under the ``storage.query_timeout`` deadline (`gateway.query.deadline`); health
+asks `check_writable` (a cached `probe_write`) so that it reports a store that cannot take writes.
 """
 
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from .events import Event, FieldSpec, Stream
 from .query import Condition, Filter, Query, QueryResult, Sort
+from .query.deadline import DEFAULT_QUERY_TIMEOUT, QueryTimeout, query_deadline
 from .query.evaluate import evaluate, is_native, native_filter
+
+__all__ = ["Backend", "BackendUnavailable", "QueryTimeout", "StorageError", "StreamExists", "StreamNotFound",
+           "backend_from_url", "scheme_of"]
+
+
+#: Seconds a write probe's outcome is reused (`Backend.check_writable`): health checks stay cheap, and a
+#: fault or its repair shows within this time.
+WRITE_PROBE_TTL = 1.5
 
 
 class StorageError(Exception):
@@ -68,6 +79,9 @@ class Backend(abc.ABC):
     #: False when several processes cannot share one store (each would see its own data); may be set
     #: per instance (an SQLite ``:memory:`` database is not shareable, an SQLite file is).
     multiprocess_safe: bool = True
+    #: Seconds a query may run (``storage.query_timeout``, set by the core after construction; None: no
+    #: limit). `query` runs under `gateway.query.deadline.query_deadline` of it.
+    query_timeout: float | None = DEFAULT_QUERY_TIMEOUT
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = url
@@ -124,10 +138,16 @@ class Backend(abc.ABC):
     def query(self, query: Query) -> QueryResult:
         """Answer a query with the semantics documented in `gateway.query`: natively (`answer`) when the
         backend says it can (`native`), else by the core evaluator (`gateway.query.evaluate`), which asks
-        `answer` for the parts it can take and evaluates the rest over `scan`, with the same results."""
-        if self.native(query):
-            return self.answer(query)
-        return evaluate(query, self)
+        `answer` for the parts it can take and evaluates the rest over `scan`, with the same results.
+
+        The query runs under a deadline of `query_timeout` seconds (`gateway.query.deadline`): past it,
+        the core's loops and the backend's own cancellation raise `QueryTimeout` (a 503 in every API's
+        format) and nothing keeps running. A backend overriding this method keeps the deadline by
+        calling it, or by entering ``query_deadline(self.query_timeout)`` itself."""
+        with query_deadline(self.query_timeout):
+            if self.native(query):
+                return self.answer(query)
+            return evaluate(query, self)
 
     def native(self, query: Query) -> bool:
         """Whether `answer` handles the whole query (default: the native model, `gateway.query.evaluate`)."""
@@ -189,6 +209,27 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def health(self) -> dict[str, Any]:
         """Reach the store; return facts safe to show (no secrets), raise `BackendUnavailable` if down."""
+
+    def probe_write(self) -> None:  # noqa: B027 - a store that is always writable needs no probe
+        """Raise `BackendUnavailable` when an append would fail now (full disk, read-only or missing file,
+        unreachable primary...), by a cheap real write where the store allows one; called through
+        `check_writable`, which caches the outcome. The default finds nothing to check."""
+
+    def check_writable(self) -> None:
+        """`probe_write`, run at most once per `WRITE_PROBE_TTL` seconds per process; the cached outcome
+        (success or the same `BackendUnavailable`) is returned meanwhile. Health reports the store as down
+        whenever this raises, so that health never says ``ok`` while ingest answers 503."""
+        now = time.monotonic()
+        cached = self.__dict__.get("_write_probe")
+        if cached is None or now - cached[0] >= WRITE_PROBE_TTL:
+            try:
+                self.probe_write()
+                outcome: BackendUnavailable | None = None
+            except BackendUnavailable as exc:
+                outcome = exc
+            cached = self.__dict__["_write_probe"] = (time.monotonic(), outcome)
+        if cached[1] is not None:
+            raise cached[1]
 
     def close(self) -> None:  # noqa: B027 - optional for backends holding nothing
         """Release connections."""

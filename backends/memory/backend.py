@@ -5,6 +5,8 @@ It answers every query with the reference semantics of `gateway.query`; the stor
 total or count by type and calendar period cost a few binary searches whatever the size of the store;
 columns of data fields (`backends.memory.columns`), decoded on first use, answer terms, metrics and filters
 on those fields without decoding every document again.
+Filtering and sorting read the query's deadline as they go (`gateway.query.deadline`), so a query stops
+at ``storage.query_timeout`` and releases the store's lock.
 """
 
 from __future__ import annotations
@@ -20,11 +22,28 @@ from gateway.events import Event, FieldSpec, Stream
 from gateway.query import Query, QueryError, QueryResult
 from gateway.query.checks import check_event
 from gateway.query.cursor import decode_position, encode_position
+from gateway.query.deadline import Ticker
+from gateway.query.deadline import check as check_deadline
 from gateway.query.semantics import compare_positions, field_raw, rank, sort_value, value_matches
 from gateway.storage import Backend, SchemaConflict, StreamExists, StreamNotFound
 
 from .plan import Matches, Plan, column_matches, group_aggregate, plan_matches, slice_aggregate, walk_records
 from .records import CONSTANT_FIELDS, Record, RecordView, StreamData, export, record_predicate, to_record
+
+
+def ticking(predicate: Callable[[Record], bool] | None) -> Callable[[Record], bool] | None:
+    """The predicate, reading the query's deadline every `CHECK_EVERY` records (`gateway.query.deadline`):
+    filtering is where a memory query spends its time, and it holds the store's lock meanwhile."""
+    if predicate is None:
+        return None
+    ticker = Ticker()
+    tick = ticker.tick
+
+    def checked(record: Record) -> bool:
+        tick()
+        return predicate(record)
+
+    return checked
 
 
 def copy_stream(stream: Stream) -> Stream:
@@ -144,7 +163,7 @@ class MemoryBackend(Backend):
         constant = [f for f in query.filters if f.field in CONSTANT_FIELDS]
         on_type = [f for f in query.filters if f.field == "type"]
         rest = [f for f in query.filters if f.field not in CONSTANT_FIELDS and f.field != "type"]
-        full, residual = record_predicate([*on_type, *rest]), record_predicate(rest)
+        full, residual = ticking(record_predicate([*on_type, *rest])), ticking(record_predicate(rest))
         # The type index answers totals and aggregations alone when only the type is filtered on.
         by_type = bool(on_type) or (bool(query.aggregations) and not rest)
         with self._lock:
@@ -181,7 +200,9 @@ class MemoryBackend(Backend):
                     result.aggregations = slice_aggregate(slices, query.aggregations, order)
                 else:
                     groups = [(sd, records) for sd, _, records in matching()]
+                    check_deadline()
                     result.aggregations = group_aggregate(groups, query.aggregations)
+                    check_deadline()
             if query.limit:
                 if len(query.sort) == 1 and query.sort[0].field == "timestamp":
                     page = self._time_page(query, plans, full, residual, cursor)
@@ -197,7 +218,7 @@ class MemoryBackend(Backend):
         """``(seq, event)`` of the matching events, stream by stream in time order (the records are
         selected under the lock, decoded after it)."""
         constant = [f for f in query.filters if f.field in CONSTANT_FIELDS]
-        predicate = record_predicate([f for f in query.filters if f.field not in CONSTANT_FIELDS])
+        predicate = ticking(record_predicate([f for f in query.filters if f.field not in CONSTANT_FIELDS]))
         selected: list[tuple[Sequence[int], list[Record], StreamData]] = []
         with self._lock:
             streams = self._catalog.get((query.tenant, query.plugin), {})
@@ -258,8 +279,10 @@ class MemoryBackend(Backend):
         """One page for any sort: sort every matching event, then cut after the cursor or offset."""
         sorts = query.sort
         rows = []
+        ticker = Ticker()
         for sd, seqs, records in matching:
             for seq, record in zip(seqs, records, strict=True):
+                ticker.tick()
                 view = RecordView(record, sd)
                 rows.append(([sort_value(field_raw(view, s.field), s.descending) for s in sorts], seq, record, sd))
         rows.sort(key=lambda row: row[1], reverse=bool(sorts) and sorts[-1].descending)

@@ -4,15 +4,18 @@ The file is in WAL mode with ``synchronous=FULL``, so an acknowledged append sur
 worker (and a power cut). Every process and thread has its own connection (a connection made before a
 gunicorn fork is never used by the child); writers serialize with ``BEGIN IMMEDIATE`` and wait up to
 ``busy_timeout_ms`` for each other, and concurrent appends of one process share a transaction
-(`backends.sqlite.group_commit`). Reads are compiled to SQL (`backends.sqlite.reader`).
+(`backends.sqlite.group_commit`). Reads are compiled to SQL (`backends.sqlite.reader`) and cancelled
+from a progress handler once the query's deadline has passed (`gateway.query.deadline`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -21,6 +24,7 @@ from gateway.events import Event, FieldSpec, Stream, now_ms
 from gateway.query import Condition, Query, QueryResult
 from gateway.query.checks import check_event
 from gateway.query.cursor import decode_position
+from gateway.query.deadline import QueryTimeout, expired, suspended
 from gateway.query.evaluate import native_tree
 from gateway.storage import (
     Backend,
@@ -45,12 +49,20 @@ from .schema import (
 )
 
 DELETE_CHUNK = 5000
+#: SQLite virtual-machine steps between two calls of the progress handler that cancels a query past its
+#: deadline (a call costs a context-variable read and a clock read: well under 1% of the work).
+PROGRESS_STEPS = 100_000
 _MISSING_STREAM = "the batch names a stream that does not exist; nothing was stored"
 # Connections inherited through fork: kept referenced so that garbage collection never closes them in the
 # child (closing a parent's SQLite connection in a child can corrupt the parent's locks).
 _INHERITED: list[sqlite3.Connection] = []
 #: What `append` hands the group committer: the event rows and the streams to create first.
 _Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+#: The batch of a write probe (`probe_write`): no rows, no streams.
+_PROBE: _Batch = ([], [])
+#: Below this much free space on the database's file system, health reports the store as failing (a
+#: transaction of a few events needs its pages in the WAL; SQLite reports a full disk only mid-write).
+MIN_FREE_BYTES = 1024 * 1024
 
 
 class SQLiteBackend(Backend):
@@ -75,6 +87,7 @@ class SQLiteBackend(Backend):
         self.synchronous = str(self.options.get("synchronous", "full")).upper()
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"storage.options.synchronous: expected full, normal or extra, got {self.synchronous!r}")
+        self._probes = itertools.count(int(time.time()))
         self._committer = GroupCommitter(self._commit_batches,
                                          lock_path=None if self.memory else f"{self.path}-writelock")
         if self.memory:
@@ -99,6 +112,9 @@ class SQLiteBackend(Backend):
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         if not self.memory:
             conn.execute("PRAGMA journal_mode = WAL")  # persistent in the file; a no-op once set
+        # A statement running past the current query's deadline (gateway.query.deadline) is interrupted
+        # from inside SQLite: it fails with "interrupted", which `_session` turns into `QueryTimeout`.
+        conn.set_progress_handler(expired, PROGRESS_STEPS)
         return conn
 
     def _connection(self) -> sqlite3.Connection:
@@ -111,15 +127,22 @@ class SQLiteBackend(Backend):
         pid = os.getpid()
         conn = getattr(local, "conn", None)
         if conn is not None and local.pid == pid:
-            if os.stat(self.path).st_ino == local.inode:  # FileNotFoundError: the file was deleted
+            try:
+                current = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                current = None
+            # Reuse it unless the file was deleted or replaced (never write into the old inode), or the
+            # connection was opened read-only while the file was not writable and the file is writable now.
+            if current == local.inode and not (local.readonly and os.access(self.path, os.W_OK)):
                 return conn
-            self._forget_connection()  # the file was replaced under us: never write into the old inode
-            raise BackendUnavailable(f"SQLite database {self.path} was replaced while open; reconnecting")
+            self._forget_connection()
+            conn = None
         if conn is not None:
             _INHERITED.append(conn)
         conn = self._connect()
         self._migrate(conn)  # cheap when current; gives the schema to a file that appeared at the path anew
         local.conn, local.pid, local.inode = conn, pid, os.stat(self.path).st_ino
+        local.readonly = not os.access(self.path, os.W_OK)  # SQLite falls back to a read-only open
         self._connections.append((pid, conn))
         return conn
 
@@ -148,6 +171,8 @@ class SQLiteBackend(Backend):
                     raise BackendUnavailable(f"SQLite database {self.path} was deleted while open") from exc
                 yield conn
             except sqlite3.Error as exc:
+                if isinstance(exc, sqlite3.OperationalError) and str(exc) == "interrupted":
+                    raise QueryTimeout(self.query_timeout) from None  # cancelled by the progress handler
                 if is_unavailable(exc):
                     self._forget_connection()
                     raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
@@ -165,7 +190,8 @@ class SQLiteBackend(Backend):
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with suspended():  # a cancelled read still rolls back
+                    conn.execute("ROLLBACK")
             raise
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -326,6 +352,10 @@ class SQLiteBackend(Backend):
         alone = len(batches) == 1
         with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
             for rows, streams in batches:
+                if not rows and not streams:  # a write probe: the smallest real write (the header page)
+                    conn.execute(f"PRAGMA user_version = {next(self._probes) % 2**31}")
+                    results.append(0)
+                    continue
                 if not alone:
                     conn.execute("SAVEPOINT batch")
                 try:
@@ -365,6 +395,32 @@ class SQLiteBackend(Backend):
             yield from scan_rows(conn, query)
 
     # -- operations ------------------------------------------------------------------------------
+    def probe_write(self) -> None:
+        """Raise `BackendUnavailable` when an append would fail: the directory or file is not writable
+        (read-only mount, ``chattr +i``, modes), the file system has less than `MIN_FREE_BYTES` free, or
+        a real write fails. The write goes the way appends go (the group committer, its lock file and a
+        committed transaction setting ``PRAGMA user_version``), so it also reopens what is stale: a lock
+        file or connection left on a deleted inode, a file that appeared anew at the path."""
+        if self.memory:
+            return
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise BackendUnavailable(f"SQLite database directory {directory} is missing")
+        for path in (directory, self.path, f"{self.path}-wal"):
+            if os.path.exists(path) and not os.access(path, os.W_OK):
+                raise BackendUnavailable(f"SQLite database {path} is read-only")
+        try:
+            stats = os.statvfs(directory)
+        except OSError as exc:
+            raise BackendUnavailable(f"SQLite database directory {directory}: {exc}") from exc
+        if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
+            raise BackendUnavailable(f"SQLite database {self.path}: the file system is full "
+                                     f"(less than {MIN_FREE_BYTES // 1024} KiB free)")
+        try:
+            self._committer.submit(_PROBE)
+        except OSError as exc:
+            raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
+
     def health(self) -> dict[str, Any]:
         """Path, journal mode and schema version (cheap: no counting)."""
         with self._session() as conn:

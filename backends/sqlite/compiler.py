@@ -3,11 +3,14 @@
 Data fields are read with SQLite's JSON functions (``json_each`` when the stored value is an array), with
 the comparison rules of `gateway.query.semantics`; string conditions on data fields are guarded by a
 substring pre-test on the stored text (`gateway.query.checks.string_needles`), so most rows are rejected
-without parsing their document.
+without parsing their document. Long value lists are one bound JSON array matched as a set, and AND/OR
+trees are nested in balance, so no query size meets SQLite's variable or expression-depth limits.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +23,8 @@ from gateway.query.semantics import value_class
 NUM_TYPES = "('integer', 'real', 'true', 'false')"  # json_type() of numbers (booleans read as 1/0)
 SQL_NUM_TYPES = "('integer', 'real')"  # typeof() of numbers
 SCALAR_ELEMENT = "j.type NOT IN ('object', 'array', 'null')"
+#: Longest value list bound value by value (``IN (?, ?, ...)``); longer ones are one JSON array.
+INLINE_VALUES = 16
 
 
 #: Top-level columns: SQL expression and what they can hold ("int" and "text" are never null).
@@ -33,6 +38,22 @@ COLUMNS = {
 }
 CONSTANT_FIELDS = ("tenant", "plugin", "stream")
 assert set(COLUMNS) | set(CONSTANT_FIELDS) == set(EVENT_FIELDS)
+
+
+def balanced(op: str, parts: Sequence[str]) -> str:
+    """``(a op b op ...)`` nested as a balanced tree: SQLite parses a flat chain into a tree as deep as it
+    is long and refuses depths over 1000 ("Expression tree is too large"); halves keep it logarithmic."""
+    if len(parts) <= 8:
+        return "(" + f" {op} ".join(parts) + ")"
+    middle = len(parts) // 2
+    return f"({balanced(op, parts[:middle])} {op} {balanced(op, parts[middle:])})"
+
+
+def _json_safe(value: Any) -> bool:
+    """Whether a value survives a JSON round trip through SQLite unchanged (finite numbers, strings)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return not isinstance(value, int) or isinstance(value, bool) or -(2**63) <= value < 2**63
 
 
 def json_path(field: str) -> str:
@@ -62,6 +83,18 @@ class Compiler:
         """Comma-separated placeholders for a list of values."""
         return ", ".join(self.bind(v) for v in values)
 
+    def membership(self, values: Sequence[Any]) -> str:
+        """The right side of a test against a list of values: ``= ?`` for one, ``IN (?, ...)`` for a few,
+        and beyond `INLINE_VALUES` ``IN (SELECT value FROM json_each(?))`` over one bound JSON array: SQLite
+        builds an index of it once per statement, so the cost per row does not grow with the list, and no
+        list length reaches SQLite's limits on variables or expression depth. Values bind as they would one
+        by one (text, integer, real; booleans as 1/0)."""
+        if len(values) == 1:
+            return f"= {self.bind(values[0])}"
+        if len(values) <= INLINE_VALUES or not all(_json_safe(v) for v in values):
+            return f"IN ({self.bind_list(values)})"
+        return f"IN (SELECT value FROM json_each({self.bind(json.dumps(list(values)))}))"
+
     # -- field access ----------------------------------------------------------------------------
     def column(self, field: str) -> tuple[str, str]:
         """SQL expression and kind of a top-level field (constant fields become expressions too)."""
@@ -89,9 +122,9 @@ class Compiler:
         that ``type = ?`` or a timestamp range can use an index; negations therefore COALESCE first.
         """
         if isinstance(flt, AllOf):
-            return "(" + " AND ".join(map(self.filter, flt.conditions)) + ")" if flt.conditions else "1"
+            return balanced("AND", list(map(self.filter, flt.conditions))) if flt.conditions else "1"
         if isinstance(flt, AnyOf):
-            return "(" + " OR ".join(map(self.filter, flt.conditions)) + ")" if flt.conditions else "0"
+            return balanced("OR", list(map(self.filter, flt.conditions))) if flt.conditions else "0"
         if isinstance(flt, Not):
             return f"NOT COALESCE({self.filter(flt.condition)}, 0)"
         if flt.op == "ne":
@@ -110,9 +143,7 @@ class Compiler:
             values = [v for v in values if value_class(v) is not None and wanted in (None, value_class(v))]
             if not values:
                 return "0"
-            if len(values) == 1:
-                return f"{expr} = {self.bind(values[0])}"
-            return f"{expr} IN ({self.bind_list(values)})"
+            return f"{expr} {self.membership(values)}"
         return self._scalar_condition(expr, f"typeof({expr})", kind, op, value, sql_types=True)
 
     def _scalar_condition(self, expr: str, type_expr: str, kind: str, op: str, value: Any,
@@ -149,7 +180,7 @@ class Compiler:
             values = [v for v in ([value] if op == "eq" else list(value)) if value_class(v) is not None]
             if not values:
                 return "0"
-            test = f"= {self.bind(values[0])}" if len(values) == 1 else f"IN ({self.bind_list(values)})"
+            test = self.membership(values)
             condition = (f"(CASE {jtype} WHEN 'array' THEN EXISTS (SELECT 1 FROM {each} WHERE "
                          f"{SCALAR_ELEMENT} AND j.value {test}) WHEN 'object' THEN 0 ELSE {jvalue} {test} END)")
             return self._prefiltered(flt, condition)
@@ -168,8 +199,8 @@ class Compiler:
         needles = string_needles(flt)
         if not needles:
             return condition
-        test = " OR ".join(f"instr(e.data, {self.bind(needle)}) > 0" for needle in needles)
-        return f"(({test}) AND {condition})"
+        test = balanced("OR", [f"instr(e.data, {self.bind(needle)}) > 0" for needle in needles])
+        return f"({test} AND {condition})"
 
     # -- sorting ---------------------------------------------------------------------------------
     def sort_expr(self, sort: Sort) -> tuple[str, bool]:

@@ -6,7 +6,8 @@ queued batch in one transaction, each in its own savepoint so a failing batch is
 hands each waiting thread its own result. A thread returns only after the transaction holding its batch
 committed, so acknowledging afterwards stays safe. Across processes, an exclusive ``flock`` on a lock
 file serializes the leaders in the kernel, which wakes a waiter as soon as the lock is free (SQLite's
-busy handler instead sleeps in growing steps, which left writers idle with the database unlocked).
+busy handler instead sleeps in growing steps, which left writers idle with the database unlocked). A
+lock file deleted or re-created under a running process is reopened before the next commit.
 """
 
 from __future__ import annotations
@@ -100,10 +101,23 @@ class GroupCommitter(Generic[T]):
         if self.lock_path is None:
             return None
         pid = os.getpid()
-        if self._lock_fd is None or self._lock_pid != pid:
-            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._lock_pid = pid
+        if self._lock_fd is not None and self._lock_pid == pid and not self._stale(self._lock_fd):
+            return self._lock_fd
+        if self._lock_fd is not None and self._lock_pid == pid:
+            with suppress(OSError):
+                os.close(self._lock_fd)
+        self._lock_fd = None
+        self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock_pid = pid
         return self._lock_fd
+
+    def _stale(self, fd: int) -> bool:
+        """Whether the open lock file is no longer the one at `lock_path` (deleted, or its directory
+        removed and made again): processes locking different inodes would not exclude each other."""
+        try:
+            return os.stat(self.lock_path).st_ino != os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return True
 
     def close(self) -> None:
         """Close this process's lock file descriptor."""

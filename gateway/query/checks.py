@@ -45,9 +45,15 @@ def check_event(event: Event) -> str:
         raise ValueError(f"event [{event.id}]: data is not JSON ({exc})") from exc
 
 
+#: Longest ``in`` list pre-tested by substrings: each needle is one more scan of the text per event, so
+#: beyond a few the set lookup on the decoded value is cheaper (and the cost stops growing with the list).
+MAX_NEEDLES = 8
+
+
 def string_needles(flt: Filter) -> tuple[str, ...] | None:
     """Substrings of which the stored text (`encode_document`) of any event matching a ``data.`` filter
-    must contain at least one, or None when the filter allows no such pre-test.
+    must contain at least one, or None when the filter allows no such pre-test (or an ``in`` list is
+    longer than `MAX_NEEDLES`).
 
     Sound because every string is encoded character by character: a matching value's (or, for
     ``contains``, substring's) encoding appears verbatim in the document's text.
@@ -55,7 +61,7 @@ def string_needles(flt: Filter) -> tuple[str, ...] | None:
     op, value = flt.op, flt.value
     if op == "eq" and isinstance(value, str):
         return (json.dumps(value),)
-    if op == "in" and all(isinstance(v, str) for v in value):
+    if op == "in" and len(value) <= MAX_NEEDLES and all(isinstance(v, str) for v in value):
         return tuple(dict.fromkeys(json.dumps(v) for v in value))
     if op == "prefix" and isinstance(value, str):
         return (json.dumps(value)[:-1],)

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from ..events import Event
 from .aggregate import Accumulator, default_buckets, finish_buckets
 from .cursor import decode_position, encode_position
+from .deadline import Ticker
 from .model import BUCKET_KINDS, Aggregation, AllOf, AnyOf, Condition, Filter, Not, Query, QueryError, QueryResult, Sort
 from .semantics import compare_positions, field_raw, make_predicate, sort_value
 
@@ -184,7 +185,9 @@ def evaluate_scan(query: Query, backend: Answering) -> QueryResult:
     heap: list[Any] = []  # the `wanted` smallest positions, as a max-heap of inverted positions
     accumulator = Accumulator(query.aggregations) if query.aggregations else None
     total = 0
+    ticker = Ticker()
     for seq, event in scan(scanned):
+        ticker.tick()  # the query's deadline (gateway.query.deadline), read every CHECK_EVERY events
         if residual is not None and not residual(event):
             continue
         total += 1

@@ -140,6 +140,9 @@ def compile_filter(flt: Filter, get: Callable[[Any], Any] | None = None) -> Call
     op, value = flt.op, flt.value
     if get is None:
         get = field_getter(flt.field)
+    if op in ("ne", "not_in"):  # the negations, compiled like what they negate (so set-based too)
+        positive = compile_filter(Filter(flt.field, "eq" if op == "ne" else "in", value), get)
+        return lambda event: not positive(event)
     if op == "eq" and isinstance(value, str):
         def equal(event: Event) -> bool:
             raw = get(event)
@@ -156,6 +159,12 @@ def compile_filter(flt: Filter, get: Callable[[Any], Any] | None = None) -> Call
                 return raw in wanted
             return isinstance(raw, list) and any(isinstance(v, str) and v in wanted for v in raw)
         return member
+    if op == "in":  # a set lookup per value, whatever the length of the list (keys as `_same_class_eq` compares)
+        keyed = frozenset((value_class(w), w) for w in value if value_class(w) is not None)
+
+        def keyed_member(event: Event) -> bool:
+            return any((value_class(v), v) in keyed for v in scalar_values(get(event)))
+        return keyed_member
     if op == "regex":
         pattern = re.compile(value)
 

@@ -10,7 +10,8 @@ integers, ``"false"`` is not a boolean.
   an optional object with ``id`` (string), ``realm``, ``groups``, ``roles`` (arrays of strings; a single
   string is taken as a one-element array). Other top-level fields are the event's parameters.
 * Retrieve (`RetrieveRequestSchema`) and count (`CountRequestSchema`): the documented fields only; an
-  unknown field is a 400 (a misspelt filter would otherwise silently return unfiltered data).
+  unknown field is a 400 (a misspelt filter would otherwise silently return unfiltered data). Each filter
+  list holds at most `MAX_FILTER_VALUES` values (a bound on the work one request may ask for).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ BAD_DATE = f"{FIELD} is not a valid calendar date and time"
 
 #: Documented upper bound of ``paging.perPage`` (also the page size when ``paging`` is absent).
 MAX_PER_PAGE = 1000
+#: Most values one filter list (``filters.name``, ``filters.user.id|realm|group|role``) may hold: the
+#: gateway's bound on the work one request may ask for (Fluid Topics documents none).
+MAX_FILTER_VALUES = 1000
 #: Largest ``paging.page`` (a Java int, as Fluid Topics' own services take).
 MAX_PAGE = 2**31 - 1
 SORT_ORDERS = {"latestfirst": "LatestFirst", "oldestfirst": "OldestFirst"}
@@ -119,16 +123,23 @@ class Integer(fields.Field):
 
 
 class Strings(fields.Field):
-    """An array of strings; a single string counts as a one-element array. Null gives None."""
+    """An array of strings; a single string counts as a one-element array. Null gives None.
 
-    def __init__(self, **kwargs: Any) -> None:
+    With `max_items`, a longer array is refused with a message giving its length and the limit.
+    """
+
+    def __init__(self, *, max_items: int | None = None, **kwargs: Any) -> None:
         super().__init__(allow_none=True, error_messages=_messages(invalid=STRINGS), **kwargs)
+        self.max_items = max_items
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
         if isinstance(value, str):
             return [value]
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise self.make_error("invalid")
+        if self.max_items is not None and len(value) > self.max_items:
+            raise ValidationError(f"{FIELD} lists {len(value):,} values: at most {self.max_items:,} are allowed "
+                                  "per request")
         return list(value)
 
 
@@ -218,14 +229,14 @@ SERVER_FIELDS = ("id", "datetime", "tenantId", "userAgent", "userIp")
 
 # -- retrieve ---------------------------------------------------------------------------------------
 class UserFilterSchema(_Strict):
-    id = Strings()
-    realm = Strings()
-    group = Strings()
-    role = Strings()
+    id = Strings(max_items=MAX_FILTER_VALUES)
+    realm = Strings(max_items=MAX_FILTER_VALUES)
+    group = Strings(max_items=MAX_FILTER_VALUES)
+    role = Strings(max_items=MAX_FILTER_VALUES)
 
 
 class RetrieveFiltersSchema(_Strict):
-    name = Strings()
+    name = Strings(max_items=MAX_FILTER_VALUES)
     user = Object(UserFilterSchema, allow_none=True)
 
 
@@ -244,7 +255,7 @@ class RetrieveRequestSchema(_Strict):
 
 # -- count ------------------------------------------------------------------------------------------
 class CountFiltersSchema(_Strict):
-    name = Strings()
+    name = Strings(max_items=MAX_FILTER_VALUES)
 
 
 class CountRequestSchema(_Strict):

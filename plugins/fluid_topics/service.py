@@ -11,6 +11,10 @@ the query's time range, ``filters.name`` a filter on ``type``, ``filters.user.id
 counts are a ``terms`` aggregation on ``type`` with a nested calendar ``date_histogram`` computed by the
 backend. Only the empty periods are filled in here.
 
+Bounded work: a filter list holds at most `MAX_FILTER_VALUES` values, a count answers at most
+`MAX_COUNT_CELLS` (name, period) counts and spans at most `MAX_PERIODS` periods, a retrieve page holds
+at most `MAX_PER_PAGE` events; beyond, a 400 names the limit and the field to change.
+
 Settings (``[plugins.fluid_topics]``): ``retention_days`` (default 365), the analytics retention window a
 ``startDate`` must fall in. Validated once at start-up by `SettingsSchema`, the declared settings schema.
 """
@@ -31,6 +35,7 @@ from gateway.query import Aggregation, Filter, Query, Sort
 
 from .errors import FtError
 from .schemas import COUNT, INGEST, MAX_PER_PAGE, RETRIEVE, Moment, load, split_event
+from .schemas import MAX_FILTER_VALUES as MAX_FILTER_VALUES  # re-exported: the limits live together here
 
 PLUGIN = "fluid_topics"
 STREAM = "events"
@@ -41,6 +46,9 @@ MAX_BATCH = 1000
 MAX_PERIODS = 3660
 #: Most distinct event names a count without ``filters.name`` reports.
 MAX_NAMES = 10_000
+#: Most (name, period) counts one count answer may hold (names x periods): about 4 MB of JSON. A year of
+#: days leaves room for 136 names, a year of months for every name a request may list.
+MAX_COUNT_CELLS = 50_000
 
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
@@ -353,11 +361,20 @@ class CountRequest:
     names: tuple[str, ...]
     period_starts: tuple[int, ...]
 
+    @property
+    def names_that_fit(self) -> int:
+        """Most names whose periods fit in one answer (`MAX_COUNT_CELLS`)."""
+        return min(MAX_NAMES, MAX_COUNT_CELLS // max(1, len(self.period_starts)))
+
     def query(self, tenant: str) -> Query:
-        """An aggregation-only query: events per name, and per calendar period within each name."""
+        """An aggregation-only query: events per name, and per calendar period within each name.
+
+        Without ``filters.name`` it asks for one name more than fit, so that `count` can tell an answer
+        that would be cut short (and refuse it) from a complete one."""
         filters = (Filter("type", "in", list(self.names)),) if self.names else ()
         histogram = Aggregation("periods", "date_histogram", interval=self.period)
-        names = Aggregation("names", "terms", field="type", size=len(self.names) or MAX_NAMES, aggs=(histogram,))
+        size = len(self.names) or self.names_that_fit + 1
+        names = Aggregation("names", "terms", field="type", size=size, aggs=(histogram,))
         return Query(tenant=tenant, plugin=PLUGIN, streams=(STREAM,), start=self.start.ms, end=self.end.ms,
                      filters=filters, limit=0, count_total=False, aggregations=(names,))
 
@@ -378,6 +395,12 @@ def parse_count(body: dict[str, Any], *, now: int | None = None, retention_days:
         raise FtError(f"endDate must be at most {MAX_PERIODS} periods ({period}) after startDate", 400,
                       field="endDate")
     names = tuple(dict.fromkeys((data.get("filters") or {}).get("name") or ()))
+    cells = len(names) * len(starts)
+    if cells > MAX_COUNT_CELLS:
+        raise FtError(f"filters.name lists {len(names):,} names over {len(starts):,} periods ({period}), "
+                      f"{cells:,} counts: at most {MAX_COUNT_CELLS:,} counts (names x periods) are answered per "
+                      "request; ask for fewer names, a shorter range or a longer groupByPeriod", 400,
+                      field="filters.name")
     return CountRequest(start=start, end=end, period=period, names=names, period_starts=tuple(starts))
 
 
@@ -385,8 +408,14 @@ def count(tenant: str, body: dict[str, Any], *, now: int | None = None) -> dict[
     """The count service's response: every requested (or seen) name with every period, empty ones at 0."""
     request = parse_count(body, now=now)
     result = backend().query(request.query(tenant))
-    buckets = {bucket["key"]: {p["key"]: p["count"] for p in bucket["periods"]}
-               for bucket in result.aggregations["names"]}
+    found = result.aggregations["names"]
+    if not request.names and len(found) > request.names_that_fit:
+        fit = request.names_that_fit
+        raise FtError(f"the events of this range have more than {fit:,} names: with groupByPeriod {request.period} "
+                      f"({len(request.period_starts):,} periods) at most {fit:,} names fit in the {MAX_COUNT_CELLS:,} "
+                      "counts (names x periods) answered per request; use a longer groupByPeriod, a shorter range "
+                      "or filters.name", 400, field="groupByPeriod")
+    buckets = {bucket["key"]: {p["key"]: p["count"] for p in bucket["periods"]} for bucket in found}
     names = request.names or tuple(buckets)
     bounds = [*request.period_starts, next_period(request.period_starts[-1], request.period)] \
         if request.period_starts else []

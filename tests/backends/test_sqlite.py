@@ -20,7 +20,7 @@ import pytest
 from backends.sqlite import MIGRATIONS, SQLiteBackend, parse_url
 from gateway.events import Event, Stream
 from gateway.query import Filter, Query
-from gateway.storage import BackendUnavailable
+from gateway.storage import BackendUnavailable, StreamNotFound
 
 T, P = "acme", "analytics"
 ROOT = Path(__file__).resolve().parents[2]
@@ -388,11 +388,11 @@ def test_a_database_deleted_while_open_is_never_written_into(db: Path) -> None:
     backend.append([ev("before", 1)])
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    with pytest.raises(BackendUnavailable):
-        backend.append([ev("lost?", 2)])
-    # the next operation starts a fresh database at the path (with its schema): the operator deleted the old
-    backend.create_stream(Stream(T, P, "s"))
-    assert backend.append([ev("after", 3)]) == 1
+    # The operation that finds the file gone reopens: it starts a fresh database at the path (with its
+    # schema; the operator deleted the old one), so the event lands there, where it can be read again.
+    with pytest.raises(StreamNotFound):
+        backend.append([ev("no-stream", 2)])
+    assert backend.append([ev("after", 3)], create_streams=True) == 1
     fresh = open_backend(db)
     assert [e.id for e in fresh.query(Query(T, P)).events] == ["after"]
     fresh.close()
@@ -410,7 +410,10 @@ def test_a_database_replaced_while_open_is_reopened(db: Path) -> None:
     os.replace(other, db)
     for suffix in ("-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    with pytest.raises(BackendUnavailable):
-        backend.append([ev("x", 2)])
-    assert [e.id for e in backend.query(Query(T, P)).events] == ["from-other"]
+    # The append reopens the file now at the path and lands there, never in the replaced inode.
+    assert backend.append([ev("x", 2)]) == 1
+    assert [e.id for e in backend.query(Query(T, P)).events] == ["from-other", "x"]
+    fresh = open_backend(db)
+    assert [e.id for e in fresh.query(Query(T, P)).events] == ["from-other", "x"]
+    fresh.close()
     backend.close()
