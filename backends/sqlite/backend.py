@@ -61,6 +61,8 @@ class SQLiteBackend(Backend):
                              "(known: busy_timeout_ms, synchronous)")
         self.busy_timeout_ms = int(self.options.get("busy_timeout_ms", DEFAULT_BUSY_TIMEOUT_MS))
         self._local = threading.local()
+        self._generation = 0  # bumped when a thread finds the file gone: every thread's connection is stale
+        self._inode: int | None = None  # of the file this process's connections use (None: take the next one)
         self._connections: list[tuple[int, sqlite3.Connection]] = []
         self._memory_lock = threading.RLock()
         self._memory_conn: sqlite3.Connection | None = None
@@ -102,23 +104,42 @@ class SQLiteBackend(Backend):
         local = self._local
         pid = os.getpid()
         conn = getattr(local, "conn", None)
+        if conn is not None and local.pid == pid and local.generation != self._generation:
+            self._forget_connection(stale=True)  # another thread (e.g. the writer) found the file gone or replaced
+            conn = None
         if conn is not None and local.pid == pid:
-            if os.stat(self.path).st_ino == local.inode:  # FileNotFoundError: the file was deleted
+            inode = os.stat(self.path).st_ino  # FileNotFoundError: the file was deleted
+            if inode == local.inode:
                 return conn
+            self._inode = inode
             self._forget_connection()  # the file was replaced under us: never write into the old inode
             raise BackendUnavailable(f"SQLite database {self.path} was replaced while open; reconnecting")
         if conn is not None:
             _INHERITED.append(conn)
         conn = self._connect()
         self._migrate(conn)  # cheap when current; gives the schema to a file that appeared at the path anew
-        local.conn, local.pid, local.inode = conn, pid, os.stat(self.path).st_ino
+        inode = os.stat(self.path).st_ino
+        if self._inode is not None and inode != self._inode:  # replaced since this process last used the file
+            self._inode = inode
+            self._generation += 1  # every thread's connection is to the old file
+            conn.close()
+            raise BackendUnavailable(f"SQLite database {self.path} was replaced while open; reconnecting")
+        self._inode = inode
+        local.conn, local.pid, local.inode = conn, pid, inode
+        local.generation = self._generation
         self._connections.append((pid, conn))
         return conn
 
-    def _forget_connection(self) -> None:
-        """Drop this thread's connection after a failure, so that the next call reconnects."""
+    def _forget_connection(self, stale: bool = False) -> None:
+        """Drop this thread's connection after a failure, so that the next call reconnects.
+
+        Appends run in the group-commit writer thread, so a failure found there also marks every other
+        thread's connection stale (`stale` is set when dropping one for that reason).
+        """
         if self.memory:
             return
+        if not stale:
+            self._generation += 1
         conn = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             self._local.conn = None
@@ -137,6 +158,7 @@ class SQLiteBackend(Backend):
                     conn = self._connection()
                 except FileNotFoundError as exc:  # deleted while open: acknowledging into it would lose events
                     self._forget_connection()
+                    self._inode = None  # the next file at the path is a new database, not a replacement
                     raise BackendUnavailable(f"SQLite database {self.path} was deleted while open") from exc
                 yield conn
             except sqlite3.Error as exc:
