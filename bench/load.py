@@ -44,6 +44,7 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     statuses: dict[str, int] = field(default_factory=dict)  # python generator only
+    worker_cpu: list[float] = field(default_factory=list)  # per server worker, cores busy (set by the caller)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
