@@ -166,7 +166,8 @@ def run_backend(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
         "storage_url": "sqlite:///<tmp>/bench.db" if kind == "sqlite" else url,
         "workers": workers,
         "threads": threads,
-        "gunicorn_options": {k: v for k, v in gunicorn.items() if k != "bind"},
+        "gunicorn_options": {k: v if isinstance(v, str | int | float | bool | None) else getattr(v, "__name__", str(v))
+                             for k, v in gunicorn.items() if k != "bind"},
         "bare": _summary(bare_runs),
         "gateway": _summary(gateway_runs),
         "ratios": ratios,

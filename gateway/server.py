@@ -79,6 +79,7 @@ def gunicorn_options(config: Config, *, host: str, port: int, workers: int, thre
         "limit_request_line": 8190,
         "proc_name": "event-gateway",
         "post_fork": post_fork,
+        "reuse_port": True,  # with a listener per worker (`own_listeners`): the kernel spreads connections
     }
 
 
