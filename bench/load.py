@@ -114,7 +114,8 @@ def _wrk(port: int, path: str, body: bytes, headers: dict[str, str], duration: f
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(wrk_script(body, headers))
-        argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(script),
+        argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "30s", "--latency",
+                "-s", str(script),
                 f"http://127.0.0.1:{port}{path}"]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=False)
     text = out.stdout

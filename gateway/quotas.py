@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from flask import Flask
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage, storage_from_string
-from limits.strategies import STRATEGIES
+from limits.strategies import STRATEGIES, FixedWindowRateLimiter
 
 from .auth import Credential
 from .errors import GatewayError, ServiceUnavailable, TooManyRequests
@@ -96,6 +96,9 @@ class Quotas:
         self.strategy = STRATEGIES[settings["strategy"]](self.storage)
         self.default = tuple(parse_many(settings["default"]))
         self.by_endpoint: dict[str, tuple[NamedQuota, ...]] = {}
+        # Fixed window (the default): limits' own `hit`, with each counter's key built once, not per request.
+        self._incr = self.storage.incr if type(self.strategy) is FixedWindowRateLimiter else None
+        self._keys: dict[tuple[int, str, str], str] = {}  # (id(item), scope, who): finite, from the config
 
     def attach(self, app: Flask, state: GatewayState) -> None:
         """Resolve every marked view's named quotas once, with the configured overrides applied."""
@@ -114,7 +117,7 @@ class Quotas:
 
     def check(self, credential: Credential, endpoint: str | None) -> None:
         """Count one request of `credential` to `endpoint`; raise `TooManyRequests` when a limit is spent."""
-        hit = self.strategy.hit
+        hit = self._hit if self._incr is not None else self.strategy.hit
         for item in self.default:
             if not hit(item, "default", credential.id):
                 raise self._breach(item, "default", credential.id)
@@ -123,6 +126,13 @@ class Quotas:
             for item in named.items:
                 if not hit(item, named.scope, who):
                     raise self._breach(item, named.scope, who)
+
+    def _hit(self, item: RateLimitItem, scope: str, who: str) -> bool:
+        """`FixedWindowRateLimiter.hit` (one ``incr`` of the counter, compared with the limit), key cached."""
+        key = self._keys.get((id(item), scope, who))
+        if key is None:
+            key = self._keys[(id(item), scope, who)] = item.key_for(scope, who)
+        return self._incr(key, item.get_expiry(), amount=1) <= item.amount  # type: ignore[misc]
 
     def _breach(self, item: RateLimitItem, *identifiers: str) -> TooManyRequests:
         reset = self.strategy.get_window_stats(item, *identifiers).reset_time
