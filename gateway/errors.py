@@ -118,9 +118,15 @@ class TooManyRequests(GatewayError):
 
 
 class ServiceUnavailable(GatewayError):
-    """The storage backend or the quota store is down: nothing was accepted."""
+    """The storage backend or the quota store is down: nothing was accepted; `retry_after` seconds is
+    the hint clients get (``Retry-After``) before trying again."""
 
     status, code = 503, "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 2, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = max(1, int(retry_after))
+        self.headers.setdefault("Retry-After", str(self.retry_after))
 
 
 class InternalError(GatewayError):

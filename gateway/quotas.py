@@ -4,6 +4,8 @@
 * An API declares named limits in its `VendorApi.quotas` (e.g. ``{"post_event": "1000 per second"}``)
   and marks views with ``@quota("post_event")``; ``[quotas.<plugin>] post_event = "..."`` overrides the
   value. A named limit is shared by every view carrying the name, per credential or per tenant.
+* A view that can only tell the key once it has read the request (AppDynamics counts searches per account
+  *and event type*, named in the query text) calls ``gateway.api.count_quota(name, *key)`` instead.
 * ``quotas.storage_url`` is ``memory://`` (per process: each gunicorn worker counts alone) or Redis,
   which holds quotas across workers and hosts.
 
@@ -29,7 +31,7 @@ from limits.strategies import STRATEGIES, FixedWindowRateLimiter
 
 from .auth import Credential
 from .errors import GatewayError, ServiceUnavailable, TooManyRequests
-from .state import GatewayState
+from .state import Api, GatewayState
 
 F = TypeVar("F", bound=Callable[..., Any])
 QUOTA_ATTRIBUTE = "__gateway_quotas__"
@@ -99,6 +101,7 @@ class Quotas:
         # Fixed window (the default): limits' own `hit`, with each counter's key built once, not per request.
         self._incr = self.storage.incr if type(self.strategy) is FixedWindowRateLimiter else None
         self._keys: dict[tuple[int, str, str], str] = {}  # (id(item), scope, who): finite, from the config
+        self._parsed: dict[str, tuple[RateLimitItem, ...]] = {}
 
     def attach(self, app: Flask, state: GatewayState) -> None:
         """Resolve every marked view's named quotas once, with the configured overrides applied."""
@@ -133,6 +136,21 @@ class Quotas:
         if key is None:
             key = self._keys[(id(item), scope, who)] = item.key_for(scope, who)
         return self._incr(key, item.get_expiry(), amount=1) <= item.amount  # type: ignore[misc]
+
+    def count(self, api: Api, name: str, *key: str) -> None:
+        """Count one use of `api`'s named quota `name` for `key` (parts chosen by the view, e.g. the tenant
+        and an event type named in the body); raise `TooManyRequests` when it is spent. For limits a view
+        can only key once it has read the request; declared and overridable like the others."""
+        if name not in api.quotas:
+            raise ValueError(f"plugin [{api.name}] counts quota [{name}] that it does not declare")
+        text = api.quotas[name]
+        items = self._parsed.get(text)
+        if items is None:
+            items = self._parsed[text] = tuple(parse_many(text))
+        scope = f"{api.name}:{name}"
+        for item in items:
+            if not self.strategy.hit(item, scope, *key):
+                raise self._breach(item, scope, *key)  # keys from request bodies: not cached
 
     def _breach(self, item: RateLimitItem, *identifiers: str) -> TooManyRequests:
         reset = self.strategy.get_window_stats(item, *identifiers).reset_time

@@ -6,6 +6,7 @@ for the test, and stop it afterwards. Nothing here mocks a component that can ru
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -14,7 +15,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import RunningServer, base_config, free_port, start_server, write_config
+from pg_server import postgres_server, postgres_url  # noqa: F401 - fixtures shared by the suite
+from support import ROOT, RunningServer, base_config, free_port, start_server, write_config
+
+# The example plugin is installed for the tests only (`make test` puts it in build/test-plugins, never in the
+# .venv that `make run` serves); servers and commands the tests start see it too.
+_TEST_PLUGINS = str(ROOT / "build" / "test-plugins")
+if _TEST_PLUGINS not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_TEST_PLUGINS, os.environ.get("PYTHONPATH")]))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--storage=postgresql`` runs every app and server the suite builds from a config on PostgreSQL."""
+    parser.addoption("--storage", choices=("default", "postgresql"), default="default",
+                     help="postgresql: point storage.url of every configured app/server at a fresh database on "
+                          "the session's real PostgreSQL server (EVENT_GATEWAY_STORAGE__URL), e.g. to run the "
+                          "plugin HTTP tests against it; tests about another backend's files then fail by design")
+
+
+@pytest.fixture(autouse=True)
+def _storage_override(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``--storage=postgresql``: the environment override every config (and server) reads."""
+    if request.config.getoption("--storage") == "postgresql":
+        monkeypatch.setenv("EVENT_GATEWAY_STORAGE__URL", request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
-"""Acknowledged means stored: SIGKILL a gunicorn worker while clients post events, then read the SQLite file.
+"""Acknowledged means stored: SIGKILL a gunicorn worker while clients post events, then read the store.
 
-`event-gateway serve` runs 2 workers on SQLite. Eight client threads (one `requests.Session` each, no
-retries) post Behavioral Analytics events, each carrying a unique ``user.id`` marker. One worker is
-killed with SIGKILL mid-traffic; gunicorn replaces it and posting continues. After a clean stop the
-file must hold every acknowledged (202) event exactly once, nothing twice, and at least as many events
-as were acknowledged (requests cut off by the kill may or may not have been stored).
+`event-gateway serve` runs 2 workers on SQLite, then on a real PostgreSQL server (`tests/pg_server.py`).
+Eight client threads (one `requests.Session` each, no retries) post Behavioral Analytics events, each
+carrying a unique ``user.id`` marker. One worker is killed with SIGKILL mid-traffic; gunicorn replaces it
+and posting continues. After a clean stop the store must hold every acknowledged (202) event exactly
+once, nothing twice, and at least as many events as were acknowledged (requests cut off by the kill may
+or may not have been stored).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import pytest
 import requests
 from support import api_key, base_config
 
+from backends.postgresql import PostgresBackend
 from backends.sqlite import SQLiteBackend
+from gateway.storage import Backend
 
 THREADS = 8
 BEFORE_KILL_S = 1.0
@@ -69,8 +72,13 @@ def _wait_for_replacement(server: Any, killed: int, timeout: float = 20.0) -> li
 
 
 @pytest.mark.slow
-def test_acknowledged_events_survive_a_worker_sigkill(serve: Any, tmp_path: Path) -> None:
-    server = serve(base_config(tmp_path), workers=2)
+@pytest.mark.parametrize("storage", ["sqlite", "postgresql"])
+def test_acknowledged_events_survive_a_worker_sigkill(serve: Any, tmp_path: Path, storage: str,
+                                                      request: pytest.FixtureRequest) -> None:
+    config = base_config(tmp_path)
+    if storage == "postgresql":
+        config["storage"] = {"url": request.getfixturevalue("postgres_url")}
+    server = serve(config, workers=2)
     assert requests.put(f"{server.url}/_application/analytics/{COLLECTION}", headers=HEADERS,
                         timeout=10).status_code == 201
     url = f"{server.url}/_application/analytics/{COLLECTION}/event/page_view"
@@ -108,7 +116,8 @@ def test_acknowledged_events_survive_a_worker_sigkill(serve: Any, tmp_path: Path
 
     server.stop()
     assert server.process.returncode is not None
-    store = SQLiteBackend(f"sqlite:///{tmp_path}/events.db")
+    store: Backend = SQLiteBackend(f"sqlite:///{tmp_path}/events.db") if storage == "sqlite" else \
+        PostgresBackend(config["storage"]["url"])
     try:
         events = list(store.iter_events("acme", "elastic_analytics", streams=(COLLECTION,)))
     finally:

@@ -1,6 +1,7 @@
 """The `backend` fixture: every contract test runs against each storage backend.
 
-Memory and SQLite always run; Elasticsearch runs only when ``ELASTICSEARCH_URL`` names a reachable node
+Memory and SQLite always run; PostgreSQL runs on the session's real server (`tests/pg_server.py`, skipped
+without the server binaries); Elasticsearch runs only when ``ELASTICSEARCH_URL`` names a reachable node
 (its module is imported only then), each test in its own index prefix that is dropped afterwards.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from backends.memory import MemoryBackend
+from backends.postgresql import PostgresBackend
 from backends.sqlite import SQLiteBackend
 from gateway.storage import Backend, backend_from_url
 
@@ -35,13 +37,15 @@ def _elasticsearch() -> Backend:
     return backend_from_url(url, {"index_prefix": f"eg-test-{uuid.uuid4().hex[:12]}"}, [ElasticsearchBackend])
 
 
-@pytest.fixture(params=["memory", "sqlite", "elasticsearch"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql", "elasticsearch"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """A fresh, empty backend of each kind."""
     if request.param == "memory":
         store: Backend = MemoryBackend("memory://")
     elif request.param == "sqlite":
         store = SQLiteBackend(f"sqlite:///{tmp_path}/events.db")
+    elif request.param == "postgresql":
+        store = PostgresBackend(request.getfixturevalue("postgres_url"))
     else:
         store = _elasticsearch()
     try:

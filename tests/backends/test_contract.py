@@ -1,7 +1,8 @@
 """The backend contract (`gateway.testing.contract`) over every built-in backend.
 
-The `backend` fixture (conftest.py) is parametrized over memory, SQLite files and Elasticsearch (skipped
-unless ``ELASTICSEARCH_URL`` is set), exactly as a third-party backend package would run the suite.
+The `backend` fixture (conftest.py) is parametrized over memory, SQLite files, a real PostgreSQL server
+(`tests/pg_server.py`) and Elasticsearch (skipped unless ``ELASTICSEARCH_URL`` is set), exactly as a
+third-party backend package would run the suite.
 """
 
 from __future__ import annotations

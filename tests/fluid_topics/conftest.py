@@ -1,4 +1,4 @@
-"""Fixtures of the Fluid Topics tests: in-process apps serving only this plugin, on memory or SQLite."""
+"""Fixtures of the Fluid Topics tests: in-process apps serving only this plugin, on memory, SQLite, PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,10 +23,14 @@ def ft_client(ft_app: Any) -> Any:
     return ft_app.test_client()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def any_app(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    """The same app on each storage backend (the behaviour must not depend on it)."""
-    app = create_app(ft_config(tmp_path, storage=request.param))
+    """The same app on each storage backend (the behaviour must not depend on it); PostgreSQL is the
+    session's real server (`tests/pg_server.py`)."""
+    config = ft_config(tmp_path, storage="memory" if request.param == "postgresql" else request.param)
+    if request.param == "postgresql":
+        config["storage"] = {"url": request.getfixturevalue("postgres_url")}
+    app = create_app(config)
     yield app
     from gateway.state import get_state
 
