@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 #: Run in this order by ``python -m bench``.
-BENCHMARKS: tuple[str, ...] = ("ingest", "fluid_topics", "appdynamics")
+BENCHMARKS: tuple[str, ...] = ("ingest", "batch_ingest", "callgrind_ingest", "fluid_topics", "appdynamics")
 
 
 class BenchError(RuntimeError):

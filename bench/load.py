@@ -44,6 +44,7 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     statuses: dict[str, int] = field(default_factory=dict)  # python generator only
+    worker_cpu: list[float] = field(default_factory=list)  # per server worker, cores busy (set by the caller)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,7 +114,8 @@ def _wrk(port: int, path: str, body: bytes, headers: dict[str, str], duration: f
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(wrk_script(body, headers))
-        argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(script),
+        argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "30s", "--latency",
+                "-s", str(script),
                 f"http://127.0.0.1:{port}{path}"]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=False)
     text = out.stdout

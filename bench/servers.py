@@ -12,11 +12,13 @@ import base64
 import hashlib
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 from . import BenchError
 from .bare_app import PATH
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 REPO = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).with_name("event-gateway"))
 HOST = "127.0.0.1"
@@ -58,6 +61,23 @@ class Server:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers (children of the master), from /proc."""
+        pids: list[int] = []
+        for task in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
+            with suppress(OSError):
+                pids += [int(p) for p in task.read_text().split()]
+        return sorted(pids)
+
+    def cpu_seconds(self) -> dict[int, float]:
+        """User + system CPU seconds used so far by each worker."""
+        out: dict[int, float] = {}
+        for pid in self.worker_pids():
+            with suppress(OSError, ValueError, IndexError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                out[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return out
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
@@ -118,8 +138,13 @@ def _toml(value: Any) -> str:
     return json.dumps(value)  # strings and lists of strings here: JSON's syntax is valid TOML
 
 
-def write_gateway_config(workdir: Path, storage_url: str, *, workers: int, threads: int) -> Path:
-    """The gateway's TOML: one credential granted ``elastic_analytics:*``, quotas that never trigger."""
+#: The API a benchmark drives -> its quota on the ingest route.
+INGEST_QUOTAS = {"elastic_analytics": "post_event", "fluid_topics": "ingest"}
+
+
+def write_gateway_config(workdir: Path, storage_url: str, *, workers: int, threads: int,
+                         plugin: str = "elastic_analytics") -> Path:
+    """The gateway's TOML: one credential granted ``<plugin>:*``, quotas that never trigger."""
     path = workdir / "gateway.toml"
     path.write_text("\n".join([
         "[server]",
@@ -131,15 +156,15 @@ def write_gateway_config(workdir: Path, storage_url: str, *, workers: int, threa
         "[quotas]",
         'storage_url = "memory://"',
         f"default = {_toml(QUOTA_DEFAULT)}",
-        "[quotas.elastic_analytics]",
-        f"post_event = {_toml(QUOTA_POST_EVENT)}",
+        f"[quotas.{plugin}]",
+        f"{INGEST_QUOTAS[plugin]} = {_toml(QUOTA_POST_EVENT)}",
         "[plugins]",
-        'enabled = ["elastic_analytics"]',
+        f"enabled = {_toml([plugin])}",
         "[[credentials]]",
         f"id = {_toml(KEY_ID)}",
         f"secret_sha256 = {_toml(hashlib.sha256(SECRET.encode()).hexdigest())}",
         f"tenant = {_toml(TENANT)}",
-        'grants = ["elastic_analytics:*"]',
+        f"grants = {_toml([plugin + ':*'])}",
         "",
     ]))
     return path
@@ -154,14 +179,18 @@ def _spawn(name: str, argv: list[str], workdir: Path, port: int, workers: int, t
     return Server(name, port, workers, threads, process, log_path)
 
 
-def start_gateway(workdir: Path, storage_url: str, *, workers: int, threads: int) -> Server:
-    """``event-gateway serve`` on a free port, ready, with the benchmark collection created by PUT."""
-    config = write_gateway_config(workdir, storage_url, workers=workers, threads=threads)
+def start_gateway(workdir: Path, storage_url: str, *, workers: int, threads: int,
+                  plugin: str = "elastic_analytics") -> Server:
+    """``event-gateway serve`` on a free port, ready (for ES, with the benchmark collection created by PUT)."""
+    config = write_gateway_config(workdir, storage_url, workers=workers, threads=threads, plugin=plugin)
     port = free_port()
     server = _spawn("gateway", [CLI, "serve", "--config", str(config), "--host", HOST, "--port", str(port),
                                 "--workers", str(workers), "--threads", str(threads)], workdir, port, workers, threads)
     try:
         _wait_ready(server, "GET", "/_gateway/health", None, {})
+        if plugin != "elastic_analytics":
+            server.extra["config"] = str(config)
+            return server
         status, body = request(port, "PUT", f"/_application/analytics/{COLLECTION}", None,
                                {"Authorization": AUTHORIZATION})
         if status != 201:

@@ -90,8 +90,10 @@ def store_events(events: Sequence[Event], *, enrich: bool = True, create_streams
     state = get_state()
     if enrich:
         hook = state.pm.hook.enrich_event
-        for event in events:
-            hook(event=event, request=request)
+        if hook.get_hookimpls():  # pluggy's dispatch costs microseconds an event even with no implementation
+            current = request._get_current_object()  # type: ignore[attr-defined]
+            for event in events:
+                hook(event=event, request=current)
     stored = state.backend.append(events, create_streams=True) if create_streams else state.backend.append(events)
     count_accepted(request.blueprint or "", len(events))  # duplicates the store already held count as accepted
     return stored

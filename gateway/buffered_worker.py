@@ -40,6 +40,31 @@ LINGER_SECONDS = 5.0
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+def own_listeners(inherited: list[Any], backlog: int) -> list[socket.socket]:
+    """A listening socket of this worker's own beside each inherited TCP one (``SO_REUSEPORT``, same address).
+
+    With one shared listener, whichever worker wakes first accepts, and a load generator's keep-alive
+    connections often all land on one worker (issue 11). With a socket per worker in the master's
+    ``SO_REUSEPORT`` group the kernel spreads new connections across them by hash; the shared socket
+    stays polled by every worker, so whatever the kernel queues there is still accepted.
+    """
+    own = []
+    for listener in inherited:
+        if listener.family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        sock = socket.socket(listener.family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(listener.getsockname())
+            sock.listen(backlog)
+        except OSError:  # not in the group (e.g. the master's socket lacks SO_REUSEPORT): share only
+            sock.close()
+            continue
+        own.append(sock)
+    return own
+
+
 class DeadlineSocket:
     """What gunicorn's parser reads from: the socket, with every read bounded by the request deadline."""
 
@@ -69,6 +94,8 @@ class BufferedThreadWorker(ThreadWorker):
 
     def init_process(self) -> None:
         self.lingering: deque[Any] = deque()
+        if self.cfg.reuse_port:
+            self.sockets = [*self.sockets, *own_listeners(self.sockets, self.cfg.backlog)]
         super().init_process()
 
     # -- event loop (main thread) --------------------------------------------------------------------------

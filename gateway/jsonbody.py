@@ -142,9 +142,30 @@ def parse_json(raw: bytes | str, *, reject_duplicate_keys: bool = False) -> Any:
         raise InvalidJSON(f"nesting is deeper than {MAX_DEPTH} levels", too_deep=True) from None
     except ValueError as exc:  # e.g. an integer literal beyond int_max_str_digits
         raise InvalidJSON(str(exc)) from None
-    if _SURROGATE_ESCAPE.search(data) or _deeper_than(text, MAX_DEPTH):
+    if _deeper_than(text, MAX_DEPTH - 1) and _too_deep(value, MAX_DEPTH):  # a scalar inside 512 containers is at 513
+        raise InvalidJSON(f"nesting is deeper than {MAX_DEPTH} levels", too_deep=True)
+    if _SURROGATE_ESCAPE.search(data):
         _check(value)
     return value
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether any value sits deeper than `limit` levels (the root is level 1), visiting containers only.
+
+    Many documents with over `limit` brackets are big and flat (an array of 1,000 events); walking their
+    containers and not every string is what keeps the check cheap for them.
+    """
+    stack = [(value, 1)] if type(value) in _CONTAINERS else []
+    while stack:
+        node, depth = stack.pop()
+        items = node.values() if type(node) is dict else node
+        if depth >= limit and items:  # its items are at depth + 1
+            return True
+        stack.extend((item, depth + 1) for item in items if type(item) in _CONTAINERS)
+    return False
+
+
+_CONTAINERS = (dict, list)
 
 
 def _finite_float(text: str) -> float:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from flask import Flask
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage, storage_from_string
-from limits.strategies import STRATEGIES
+from limits.strategies import STRATEGIES, FixedWindowRateLimiter
 
 from .auth import Credential
 from .errors import GatewayError, ServiceUnavailable, TooManyRequests
@@ -98,6 +98,9 @@ class Quotas:
         self.strategy = STRATEGIES[settings["strategy"]](self.storage)
         self.default = tuple(parse_many(settings["default"]))
         self.by_endpoint: dict[str, tuple[NamedQuota, ...]] = {}
+        # Fixed window (the default): limits' own `hit`, with each counter's key built once, not per request.
+        self._incr = self.storage.incr if type(self.strategy) is FixedWindowRateLimiter else None
+        self._keys: dict[tuple[int, str, str], str] = {}  # (id(item), scope, who): finite, from the config
         self._parsed: dict[str, tuple[RateLimitItem, ...]] = {}
 
     def attach(self, app: Flask, state: GatewayState) -> None:
@@ -117,7 +120,7 @@ class Quotas:
 
     def check(self, credential: Credential, endpoint: str | None) -> None:
         """Count one request of `credential` to `endpoint`; raise `TooManyRequests` when a limit is spent."""
-        hit = self.strategy.hit
+        hit = self._hit if self._incr is not None else self.strategy.hit
         for item in self.default:
             if not hit(item, "default", credential.id):
                 raise self._breach(item, "default", credential.id)
@@ -126,6 +129,13 @@ class Quotas:
             for item in named.items:
                 if not hit(item, named.scope, who):
                     raise self._breach(item, named.scope, who)
+
+    def _hit(self, item: RateLimitItem, scope: str, who: str) -> bool:
+        """`FixedWindowRateLimiter.hit` (one ``incr`` of the counter, compared with the limit), key cached."""
+        key = self._keys.get((id(item), scope, who))
+        if key is None:
+            key = self._keys[(id(item), scope, who)] = item.key_for(scope, who)
+        return self._incr(key, item.get_expiry(), amount=1) <= item.amount  # type: ignore[misc]
 
     def count(self, api: Api, name: str, *key: str) -> None:
         """Count one use of `api`'s named quota `name` for `key` (parts chosen by the view, e.g. the tenant
@@ -140,7 +150,7 @@ class Quotas:
         scope = f"{api.name}:{name}"
         for item in items:
             if not self.strategy.hit(item, scope, *key):
-                raise self._breach(item, scope, *key)
+                raise self._breach(item, scope, *key)  # keys from request bodies: not cached
 
     def _breach(self, item: RateLimitItem, *identifiers: str) -> TooManyRequests:
         reset = self.strategy.get_window_stats(item, *identifiers).reset_time

@@ -81,6 +81,7 @@ class SQLiteBackend(Backend):
                              "(known: busy_timeout_ms, synchronous)")
         self.busy_timeout_ms = int(self.options.get("busy_timeout_ms", DEFAULT_BUSY_TIMEOUT_MS))
         self._local = threading.local()
+        self._generation = 0  # bumped when a thread finds the file gone: every thread's connection is stale
         self._connections: list[tuple[int, sqlite3.Connection]] = []
         self._memory_lock = threading.RLock()
         self._memory_conn: sqlite3.Connection | None = None
@@ -126,6 +127,9 @@ class SQLiteBackend(Backend):
         local = self._local
         pid = os.getpid()
         conn = getattr(local, "conn", None)
+        if conn is not None and local.pid == pid and local.generation != self._generation:
+            self._forget_connection(stale=True)  # another thread (e.g. the writer) found the file gone or replaced
+            conn = None
         if conn is not None and local.pid == pid:
             try:
                 current = os.stat(self.path).st_ino
@@ -143,13 +147,20 @@ class SQLiteBackend(Backend):
         self._migrate(conn)  # cheap when current; gives the schema to a file that appeared at the path anew
         local.conn, local.pid, local.inode = conn, pid, os.stat(self.path).st_ino
         local.readonly = not os.access(self.path, os.W_OK)  # SQLite falls back to a read-only open
+        local.generation = self._generation
         self._connections.append((pid, conn))
         return conn
 
-    def _forget_connection(self) -> None:
-        """Drop this thread's connection after a failure, so that the next call reconnects."""
+    def _forget_connection(self, stale: bool = False) -> None:
+        """Drop this thread's connection after a failure, so that the next call reconnects.
+
+        Appends run in the group-commit writer thread, so a failure found there also marks every other
+        thread's connection stale (`stale` is set when dropping one for that reason).
+        """
         if self.memory:
             return
+        if not stale:
+            self._generation += 1
         conn = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             self._local.conn = None

@@ -270,6 +270,70 @@ RETRIEVE = RetrieveRequestSchema()
 COUNT = CountRequestSchema()
 
 
+class _Unusual(Exception):  # control flow only: the event needs marshmallow's full treatment
+    """Raised by `load_ingest`'s fast path for anything but the common valid shape."""
+
+
+_REQUIRED_TEXT = ("appName", "appVersion", "name")
+_OPTIONAL_TEXT = ("contentLocale", "uiLocale", "sessionId")
+_USER_LISTS = ("realm", "groups", "roles")
+_USER_FIELDS = frozenset(("id", *_USER_LISTS))
+
+
+def _fast_ingest(raw: dict[str, Any]) -> dict[str, Any]:
+    """``INGEST.load(raw)`` for a valid event, in plain checks (issue 11: marshmallow cost ~100 us an event).
+
+    Same keys in the same (declared) order and the same values as the schema gives; `_Unusual` for
+    anything else, which then goes to the schema itself, so errors and edge cases stay marshmallow's.
+    """
+    offline = raw.get("offline")
+    if not isinstance(offline, bool):
+        raise _Unusual
+    out: dict[str, Any] = {"offline": offline}
+    for key in _REQUIRED_TEXT:
+        value = raw.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise _Unusual
+        out[key] = value
+    for key in _OPTIONAL_TEXT:
+        if key in raw:
+            value = raw[key]
+            if value is not None and not isinstance(value, str):
+                raise _Unusual
+            out[key] = value
+    if "user" in raw:
+        user = raw["user"]
+        if user is not None:
+            if not isinstance(user, dict) or not _USER_FIELDS.issuperset(user):
+                raise _Unusual
+            loaded: dict[str, Any] = {}
+            if "id" in user:
+                if user["id"] is not None and not isinstance(user["id"], str):
+                    raise _Unusual
+                loaded["id"] = user["id"]
+            for key in _USER_LISTS:
+                if key in user:
+                    value = user[key]
+                    if isinstance(value, str):
+                        value = [value]
+                    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+                        value = list(value)
+                    elif value is not None:
+                        raise _Unusual
+                    loaded[key] = value
+            user = loaded
+        out["user"] = user
+    return out
+
+
+def load_ingest(raw: dict[str, Any], prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """`load` with `INGEST` for one posted event, fast for the common valid shape."""
+    try:
+        return _fast_ingest(raw), []
+    except _Unusual:
+        return load(INGEST, raw, prefix)
+
+
 # -- errors -----------------------------------------------------------------------------------------
 def problems(messages: Any, schema: Schema | None = None, prefix: str = "") -> list[tuple[str, str]]:
     """Marshmallow's error tree as (field path, message) pairs, in the schema's field order (``body`` at the root)."""

@@ -34,7 +34,7 @@ from gateway.api import Event, backend, client_ip, now_ms, plugin_settings, stor
 from gateway.query import Aggregation, Filter, Query, Sort
 
 from .errors import FtError
-from .schemas import COUNT, INGEST, MAX_PER_PAGE, RETRIEVE, Moment, load, split_event
+from .schemas import COUNT, MAX_PER_PAGE, RETRIEVE, Moment, load, load_ingest, split_event
 from .schemas import MAX_FILTER_VALUES as MAX_FILTER_VALUES  # re-exported: the limits live together here
 
 PLUGIN = "fluid_topics"
@@ -217,7 +217,7 @@ def validate_events(body: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         if not isinstance(raw, dict):
             found.append((prefix or "body", f"{prefix or 'body'} must be a JSON object (an event)"))
             continue
-        fields, problems = load(INGEST, raw, prefix)
+        fields, problems = load_ingest(raw, prefix)
         sent = raw.get("parameters")
         if sent is not None and not isinstance(sent, dict):
             path = f"{prefix}.parameters" if prefix else "parameters"

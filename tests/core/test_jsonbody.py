@@ -133,3 +133,18 @@ def test_read_json_refuses_empty_bodies_bad_json_and_other_media_types() -> None
         _read(b'{"a": NaN}', expect=dict)
     with pytest.raises(UnsupportedMediaType, match=r"got text/plain"):
         _read(b"{}", content_type="text/plain", expect=dict)
+
+
+@pytest.mark.parametrize("document", [
+    b"[" * MAX_DEPTH + b"1" + b"]" * MAX_DEPTH,  # a scalar inside MAX_DEPTH containers: too deep
+    b'{"a":' * MAX_DEPTH + b"1" + b"}" * MAX_DEPTH,
+    b"[" + b",".join([b'{"x":[1]}'] * 300) + b"," + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"]",  # deep in a wide one
+])
+def test_depth_limit_counts_every_level(document: bytes) -> None:
+    with pytest.raises(InvalidJSON, match="deeper"):
+        parse_json(document)
+
+
+def test_a_wide_shallow_document_is_accepted() -> None:
+    document = b"[" + b",".join([b'{"x":[1],"u":{"r":["a"]}}'] * 1000) + b"]"
+    assert len(parse_json(document)) == 1000
