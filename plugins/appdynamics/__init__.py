@@ -4,17 +4,18 @@ Routes ``/events/schema/{name}`` (POST/GET/PATCH/DELETE), ``/events/publish/{nam
 (`views`); credentials from ``X-Events-API-AccountName`` + ``X-Events-API-Key`` (`transport`); one error body
 for every status (`errors`). The framework-independent parts: the ADQL grammar, parser and semantic pass
 (``adql/``), schema and event validation (`schema_types`), query parameters (`timeparams`), response shapes
-(`results`), the mapping to core streams and events (`storage`) and the query engine (`engine`).
+(`results`), the mapping to core streams and events (`storage`) and the query engine (`engine`); what the
+OpenAPI description says about the API (`apidoc`).
 """
 
 from gateway import hookimpl
 from gateway.vendor import Grant, VendorApi
 
-from . import errors, service, transport, views
+from . import apidoc, errors, service, transport, views
 
 API = VendorApi(
     name=service.PLUGIN, blueprint=views.blueprint, read_credential=transport.read_credential,
-    render_error=errors.render_error,
+    render_error=errors.render_error, openapi=apidoc.DOC,
     quotas={"query_per_account": "450 per minute", "query_per_key": "145 per minute",
             "searches_per_event_type": "200 per minute"},
     grants=(Grant("schema", per_stream=True, description="create, read, update and delete event schemas"),

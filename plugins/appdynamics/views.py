@@ -13,8 +13,9 @@ from fnmatch import fnmatchcase
 from flask import Blueprint, Response, request
 
 from gateway.api import count_quota, credential, quota, require_grant
+from gateway.openapi import operation
 
-from . import service
+from . import apidoc, service
 from .errors import appd_response, empty_response
 from .transport import check_accept, check_content_type, raw_body, read_json_body
 
@@ -35,6 +36,8 @@ def _granted(action: str, name: str, *, body: bool = False) -> str:
 
 
 @blueprint.post(SCHEMA_ROUTE)
+@operation(body=apidoc.SCHEMA_BODY, body_media_types=apidoc.JSON_BODY_TYPES, path_params=apidoc.PATH_PARAMS,
+           responses={201: apidoc.CREATED})
 def create_schema(name: str) -> Response:
     """``{"schema": {field: type}}`` -> 201 (empty body); 409 when the schema exists."""
     tenant = _granted("schema", name, body=True)
@@ -44,6 +47,7 @@ def create_schema(name: str) -> Response:
 
 
 @blueprint.get(SCHEMA_ROUTE)
+@operation(path_params=apidoc.PATH_PARAMS, responses={200: apidoc.SCHEMA_ANSWER})
 def get_schema(name: str) -> Response:
     """``{"schema": {field: type}}`` or 404."""
     tenant = _granted("schema", name)
@@ -51,6 +55,8 @@ def get_schema(name: str) -> Response:
 
 
 @blueprint.patch(SCHEMA_ROUTE)
+@operation(body=apidoc.UPDATE_BODY, body_media_types=apidoc.JSON_BODY_TYPES, path_params=apidoc.PATH_PARAMS,
+           responses={200: apidoc.SCHEMA_ANSWER})
 def patch_schema(name: str) -> Response:
     """``add``/``rename`` (an object or an array of them) -> the complete schema."""
     tenant = _granted("schema", name, body=True)
@@ -60,6 +66,7 @@ def patch_schema(name: str) -> Response:
 
 
 @blueprint.delete(SCHEMA_ROUTE)
+@operation(path_params=apidoc.PATH_PARAMS, responses={200: apidoc.DONE})
 def delete_schema(name: str) -> Response:
     """Delete the schema and its events -> 200 (empty body)."""
     tenant = _granted("schema", name)
@@ -68,6 +75,8 @@ def delete_schema(name: str) -> Response:
 
 
 @blueprint.post(PUBLISH_ROUTE)
+@operation(body=apidoc.EVENTS_BODY, body_media_types=apidoc.JSON_BODY_TYPES, path_params=apidoc.PATH_PARAMS,
+           responses={200: apidoc.PUBLISHED})
 def publish(name: str) -> Response:
     """A JSON array of events, stored all or none -> 200 (empty body)."""
     tenant = _granted("publish", name, body=True)
@@ -87,6 +96,7 @@ def _may_query_something() -> bool:
 
 
 @blueprint.post(QUERY_ROUTE)
+@operation(query=apidoc.QUERY_PARAMS, responses={200: apidoc.QUERY_ANSWER}, extra=apidoc.QUERY_REQUEST)
 @quota("query_per_account", per="tenant")
 @quota("query_per_key")
 def query() -> Response:

@@ -27,7 +27,8 @@ def every_api_config(tmp_path: Path, **sections: dict[str, Any]) -> dict[str, An
 
 def auth_headers() -> dict[str, str]:
     """Headers that authenticate the `OPS` credential with every API's scheme at once."""
-    return {"Authorization": f"Bearer {SECRET}", "X-API-Key": SECRET, "X-Hello-Key": SECRET}
+    return {"Authorization": f"Bearer {SECRET}", "X-API-Key": SECRET, "X-Hello-Key": SECRET,
+            "X-Events-API-AccountName": OPS["tenant"], "X-Events-API-Key": SECRET}
 
 
 def basic(cred: dict[str, Any]) -> str:
