@@ -9,7 +9,7 @@ and keeps catalog documents and bulk-created events in memory.
 
 Control: `fail_with` (a list of statuses answered, one per request, before normal answers resume), `down`
 (every request answers `down_status`), `lose_bulk_answers` (that many bulks are written, then answered
-503), `requests` (method, path, monotonic arrival time of each request).
+503), `requests` (method, path, monotonic arrival time of each request), `bodies` (the JSON bodies sent).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class FakeCluster:
         self.down_status = 503
         self.health = "green"
         self.requests: list[tuple[str, str, float]] = []
+        self.bodies: list[tuple[str, str, Any]] = []  # (method, path, JSON body) of requests with a body
         self.docs: dict[tuple[str, str], dict[str, Any]] = {}  # (index, id) -> source
         self.events: dict[str, dict[str, Any]] = {}  # bulk-created events by id
         self.lose_bulk_answers = 0  # bulks written, then answered 503 (a lost acknowledgement)
@@ -86,6 +87,8 @@ def _handler(cluster: FakeCluster) -> type[BaseHTTPRequestHandler]:
             path = urlsplit(self.path).path
             with cluster.lock:
                 cluster.requests.append((self.command, path, time.monotonic()))
+                if body and not path.endswith("_bulk"):
+                    cluster.bodies.append((self.command, path, json.loads(body)))
             status = cluster.failure()
             if status is not None:
                 return self._send(status, _error(status))
@@ -123,9 +126,12 @@ def _handler(cluster: FakeCluster) -> type[BaseHTTPRequestHandler]:
                 if source is None:
                     return self._send(404, {"_index": parts[0], "_id": parts[2], "found": False})
                 return self._send(200, {"_index": parts[0], "_id": parts[2], "found": True, "_source": source})
-            if parts[-1] == "_search":
+            if parts[-1] == "_search":  # no events: every asked aggregation is empty
+                asked = json.loads(body or b"{}").get("aggs") or {}
+                empty = {"buckets": [], "doc_count": 0, "count": 0, "min": None, "max": None, "avg": None,
+                         "sum": 0.0, "value": 0, "values": []}
                 return self._send(200, {"hits": {"total": {"value": 0, "relation": "eq"}, "hits": []},
-                                        "aggregations": {}})
+                                        "aggregations": {name: empty for name in asked}})
             return self._send(400, {"error": {"type": "illegal_argument_exception",
                                               "reason": f"fake cluster: no handler for {self.command} {path}"},
                                     "status": 400})
