@@ -118,6 +118,9 @@ def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> Settin
         client["ca_certs"] = str(merged["ca_certs"])
     if "verify_certs" in merged:
         client["verify_certs"] = _as_bool("verify_certs", merged["verify_certs"])
+    tls = sorted({"ca_certs", "verify_certs"} & set(client))
+    if tls and http_scheme == "http":  # the client would fail on first use, not at start-up
+        raise ValueError(f"elasticsearch option(s) {', '.join(tls)} need an elasticsearch+https:// URL")
     timeout = None
     if merged.get("request_timeout") is not None:
         timeout = float(merged["request_timeout"])

@@ -209,3 +209,10 @@ def test_check_reports_cluster_version_and_health(tmp_path: Path) -> None:
         failed = subprocess.run([CLI, "check", "--config", str(path)], capture_output=True, text=True, timeout=60)
     assert failed.returncode == 1
     assert "storage unreachable" in failed.stderr and "503" in failed.stderr
+
+
+@pytest.mark.parametrize("option", [{"ca_certs": "/etc/ca.pem"}, {"verify_certs": False}])
+def test_tls_options_on_a_plain_http_url_stop_start_up(option: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"need an elasticsearch\+https:// URL"):
+        ElasticsearchBackend("elasticsearch://127.0.0.1:9200", option)
+    ElasticsearchBackend("elasticsearch+https://127.0.0.1:9200", option)  # fine over https
