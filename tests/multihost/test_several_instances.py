@@ -42,6 +42,7 @@ COLLECTION = "shop"
 ADMIN = {"Authorization": f"ApiKey {api_key('admin')}"}
 TRACKER = {"Authorization": f"ApiKey {api_key('tracker')}", "Content-Type": "application/json"}
 CLIENT_THREADS = 6
+POOL_TIMEOUT_MS = 1000
 
 
 def _config(tmp_path: Path, postgres_url: str, redis_url: str, default_quota: str) -> dict[str, Any]:
@@ -88,10 +89,11 @@ def _body(marker: str) -> dict[str, Any]:
     return {"session": {"id": "s"}, "user": {"id": marker}, "page": {"url": f"https://x/{marker}"}}
 
 
-def _post(url: str, marker: str, *, close: bool = True, session: Any = requests) -> requests.Response:
+def _post(url: str, marker: str, *, close: bool = True, session: Any = requests,
+          timeout: float = 10) -> requests.Response:
     headers = {**TRACKER, "Connection": "close"} if close else TRACKER
     return session.post(f"{url}/_application/analytics/{COLLECTION}/event/page_view", json=_body(marker),
-                        headers=headers, timeout=10)
+                        headers=headers, timeout=timeout)
 
 
 def test_a_credential_quota_is_shared_by_every_worker_of_every_instance(instances: Any) -> None:
@@ -262,3 +264,104 @@ def test_an_instance_killed_mid_load_loses_nothing_it_acknowledged(instances: An
     assert _post(second.url, "after").status_code == 202
     print(f"\nacknowledged={len(acked)} (by instance {dict(per_instance)}), cut by the kill={len(failed)}, "
           f"stored={len(events)}")
+
+
+def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    import shutil
+
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (.ci/run installs it with apt)")
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                                "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return process
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+            time.sleep(0.05)
+        finally:
+            client.close()
+
+
+def _until_accepted(url: str, marker: str, wait: float = 20.0) -> requests.Response:
+    """Post until a 202 (bounded): the first requests after an outage may still see it."""
+    deadline = time.monotonic() + wait
+    while True:
+        response = _post(url, marker)
+        if response.status_code == 202 or time.monotonic() > deadline:
+            return response
+        assert response.status_code == 503, response.text
+        time.sleep(0.2)
+
+
+def test_redis_or_postgresql_down_means_503_on_every_instance_then_recovery(
+        serve: Any, tmp_path: Path, postgres_url: str, postgres_server: Any) -> None:
+    from support import free_port
+
+    port = free_port()
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    redis_process = _start_redis(port, redis_dir)
+    try:
+        config = _config(tmp_path, postgres_url, f"redis://127.0.0.1:{port}/0", "100000 per minute")
+        # each of the 1 + retries attempts waits up to pool_timeout_ms for a connection (README: outages)
+        config["storage"]["options"] = {"pool_timeout_ms": POOL_TIMEOUT_MS, "retries": 2}
+        servers = [serve(config, workers=2), serve(config, workers=2)]
+        assert requests.put(f"{servers[0].url}/_application/analytics/{COLLECTION}", headers=ADMIN,
+                            timeout=10).status_code == 201
+        for server in servers:
+            assert _post(server.url, "before").status_code == 202
+
+        redis_process.terminate()  # quotas cannot be counted: every instance refuses (fails closed)
+        redis_process.wait(10)
+        for server in servers:
+            refused = _post(server.url, "no-redis")
+            assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1, refused.text
+            assert refused.json()["error"]["type"] == "status_exception"
+            listed = requests.get(f"{server.url}/_application/analytics", headers=ADMIN, timeout=10)
+            assert listed.status_code == 503  # queries too
+            health = requests.get(f"{server.url}/_gateway/health", timeout=10)
+            assert health.status_code == 503 and health.json()["quotas"]["status"] == "down"
+        redis_process = _start_redis(port, redis_dir)  # back, empty: no restart of the gateways needed
+        for server in servers:
+            assert _until_accepted(server.url, "redis-back").status_code == 202
+
+        postgres_server.stop()  # the shared store is gone: every instance answers 503, none crashes
+        try:
+            for server in servers:
+                began = time.monotonic()
+                refused = _post(server.url, "no-db", timeout=60)
+                took = time.monotonic() - began
+                assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1, refused.text
+                assert refused.json()["status"] == 503
+                began = time.monotonic()
+                health = requests.get(f"{server.url}/_gateway/health", timeout=60)
+                health_took = time.monotonic() - began
+                assert health.status_code == 503, health.text
+                print(f"\ndatabase down: 503 after {took:.1f}s, health 503 after {health_took:.1f}s")
+                assert took < 3 * POOL_TIMEOUT_MS / 1000 + 3  # bounded: 3 attempts, their waits, slack
+                assert health_took < 3 * POOL_TIMEOUT_MS / 1000 + 3
+        finally:
+            postgres_server.start()
+        for server in servers:
+            assert _until_accepted(server.url, "db-back").status_code == 202
+            assert server.process.poll() is None
+            assert requests.get(f"{server.url}/_gateway/health", timeout=10).status_code == 200
+    finally:
+        redis_process.terminate()
+        redis_process.wait(10)
+
+    store = PostgresBackend(postgres_url)
+    try:
+        stored = sorted(e.user_id for e in store.iter_events("acme", "elastic_analytics", streams=(COLLECTION,)))
+    finally:
+        store.close()
+    assert stored == sorted(["before", "before", "redis-back", "redis-back", "db-back", "db-back"])
