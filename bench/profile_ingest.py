@@ -82,11 +82,13 @@ def _ablations(gateway: Any, kind: str) -> list[tuple[str, Callable[[], None], C
     def quotas_on() -> None:
         del quotas.check
 
+    appended = backend.append  # (instance attribute when metrics time it: put back what was there)
+
     def storage_off() -> None:
         backend.append = lambda events: len(events)
 
     def storage_on() -> None:
-        del backend.append
+        backend.append = appended
 
     def both_off() -> None:
         quotas_off()
@@ -96,7 +98,14 @@ def _ablations(gateway: Any, kind: str) -> list[tuple[str, Callable[[], None], C
         quotas_on()
         storage_on()
 
+    def observe_off() -> None:
+        _observability(gateway, False)
+
+    def observe_on() -> None:
+        _observability(gateway, True)
+
     out = [("without quotas (check is a no-op)", quotas_off, quotas_on),
+           ("without metrics and access log", observe_off, observe_on),
            ("without storage (append is a no-op)", storage_off, storage_on),
            ("without quotas and storage", both_off, both_on)]
     if kind == "sqlite":
@@ -108,6 +117,33 @@ def _ablations(gateway: Any, kind: str) -> list[tuple[str, Callable[[], None], C
 
         out.append(("SQLite synchronous=NORMAL instead of FULL", normal, full))
     return out
+
+
+_SAVED: dict[str, Any] = {}
+
+
+def _observability(gateway: Any, on: bool) -> None:
+    """Switch the metrics/access-log hooks (gateway.metrics) and the backend timing off, or back on."""
+    import gateway.api as core_api
+    from gateway.state import get_state
+
+    backend = get_state(gateway).backend
+    if not on:
+        _SAVED["before"] = list(gateway.before_request_funcs[None])
+        _SAVED["after"] = list(gateway.after_request_funcs[None])
+        _SAVED["count"] = core_api.count_accepted
+        _SAVED["backend"] = {name: value for name, value in vars(backend).items() if hasattr(value, "__wrapped__")}
+        gateway.before_request_funcs[None] = [f for f in _SAVED["before"] if "metrics" not in f.__module__]
+        gateway.after_request_funcs[None] = [f for f in _SAVED["after"] if "metrics" not in f.__module__]
+        core_api.count_accepted = lambda api, count: None
+        for name, timed in _SAVED["backend"].items():
+            setattr(backend, name, timed.__wrapped__)
+    else:
+        gateway.before_request_funcs[None] = _SAVED["before"]
+        gateway.after_request_funcs[None] = _SAVED["after"]
+        core_api.count_accepted = _SAVED["count"]
+        for name, timed in _SAVED["backend"].items():
+            setattr(backend, name, timed)
 
 
 def main(argv: list[str]) -> None:

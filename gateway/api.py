@@ -14,6 +14,7 @@ from flask import g, request
 from .auth import Credential
 from .errors import Forbidden, MissingCredentials
 from .events import Event, Stream, new_event_id, now_ms
+from .metrics import count_accepted
 from .netaddr import client_ip as _client_ip
 from .quotas import quota
 from .state import get_state
@@ -79,6 +80,6 @@ def store_events(events: Sequence[Event], *, enrich: bool = True, create_streams
         hook = state.pm.hook.enrich_event
         for event in events:
             hook(event=event, request=request)
-    if create_streams:
-        return state.backend.append(events, create_streams=True)
-    return state.backend.append(events)
+    stored = state.backend.append(events, create_streams=True) if create_streams else state.backend.append(events)
+    count_accepted(request.blueprint or "", len(events))  # duplicates the store already held count as accepted
+    return stored

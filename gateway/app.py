@@ -20,7 +20,7 @@ from flask import Flask, Response, g, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from . import admin, cors, quotas
+from . import accesslog, admin, cors, docs, metrics, quotas
 from .auth import CredentialStore
 from .config import Config, ConfigError, load_config, validate_config
 from .errors import (
@@ -41,16 +41,36 @@ from .validation import flatten_errors
 from .vendor import VendorApi, check_grant
 
 log = logging.getLogger("event_gateway")
+#: Set (by ``event-gateway serve``, for its workers) to build apps without repeating the start-up warnings.
+QUIET_ENV = "EVENT_GATEWAY_QUIET_STARTUP"
 
 
 def create_app(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None, *,
-               plugins: Iterable[tuple[str, Any]] = (), backend: Backend | None = None) -> Flask:
+               plugins: Iterable[tuple[str, Any]] = (), backend: Backend | None = None,
+               quiet: bool | None = None) -> Flask:
     """Build the gateway app.
 
     `config` is a validated `Config`, a raw mapping (validated here, environment overrides applied), or a
     path to a TOML file (None: the default lookup of `gateway.config.config_path`). `plugins` registers
-    extra (name, plugin) pairs, `backend` injects a ready backend (both for tests and embedding).
+    extra (name, plugin) pairs, `backend` injects a ready backend (both for tests and embedding). `quiet`
+    drops the start-up warnings (configuration and plugins' own): ``serve`` prints them once, in the master,
+    and its workers build quietly (default: quiet when `QUIET_ENV` is set).
     """
+    if quiet is None:
+        quiet = bool(os.environ.get(QUIET_ENV))
+    if not quiet:
+        return _build(config, plugins, backend)
+    package_logger = logging.getLogger("event_gateway")
+    level = package_logger.level
+    package_logger.setLevel(logging.ERROR)
+    try:
+        return _build(config, plugins, backend)
+    finally:
+        package_logger.setLevel(level)
+
+
+def _build(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None, plugins: Iterable[tuple[str, Any]],
+           backend: Backend | None) -> Flask:
     cfg = _as_config(config)
     for warning in cfg.warnings:
         log.warning(warning)
@@ -73,6 +93,7 @@ def create_app(config: Config | Mapping[str, Any] | str | os.PathLike[str] | Non
     app.extensions[EXTENSION_KEY] = state
 
     app.register_blueprint(admin.blueprint)
+    app.register_blueprint(docs.blueprint)
     _register_apis(app, state, declared)
     _check_settings(cfg, state)
 
@@ -81,6 +102,7 @@ def create_app(config: Config | Mapping[str, Any] | str | os.PathLike[str] | Non
     app.before_request(_authenticate)
     app.after_request(_no_html)
     app.register_error_handler(Exception, handle_exception)
+    metrics.init_app(app, state, cfg.server["metrics"], accesslog.AccessLog() if cfg.server["access_log"] else None)
 
     pm.hook.startup(app=app)
     return app

@@ -165,6 +165,7 @@ def read_header(name: str) -> Callable[[Request], PresentedCredential | None]:
         value = request.headers.get(name)
         return PresentedCredential(value.strip(), None, name.lower()) if value and value.strip() else None
 
+    reader.header_name = name  # type: ignore[attr-defined]  # for the OpenAPI description (gateway.openapi_spec)
     return reader
 
 
@@ -179,6 +180,7 @@ def first_of(*readers: Callable[[Request], PresentedCredential | None]
                 return found
         return None
 
+    reader.alternatives = readers  # type: ignore[attr-defined]  # for the OpenAPI description
     return reader
 
 

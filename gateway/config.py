@@ -24,6 +24,7 @@ from .validation import error_items
 
 ENV_PREFIX = "EVENT_GATEWAY_"
 DEFAULT_CONFIG_PATH = Path("config/gateway.toml")
+SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the checkout, for an editable install (make run)
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 #: sha256 of "change-me-local-secret", the demo credential shipped in config/gateway.toml
 DEMO_SECRET_SHA256 = "038f2c9cdb7cbe51ce3ba00820de32e513d8e253872b8a8560be967539fa2696"
@@ -81,6 +82,8 @@ class ServerSchema(_Strict):
     trust_forwarded_for = fields.Boolean(load_default=True)
     #: Seconds a client may take to send one whole request (headers and body) before it is dropped.
     request_timeout = fields.Float(load_default=30.0, validate=validate.Range(min=0.1, max=300))
+    access_log = fields.Boolean(load_default=True)  # one JSON line per request (gateway.accesslog)
+    metrics = fields.String(load_default="grant", validate=validate.OneOf(["grant", "open", "off"]))
 
 
 class StorageSchema(_Strict):
@@ -296,12 +299,19 @@ def validate_config(raw: Mapping[str, Any], *, source: str = "<dict>",
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Where the configuration file is: --config, else $EVENT_GATEWAY_CONFIG, else config/gateway.toml."""
+    """Where the configuration file is: --config, else $EVENT_GATEWAY_CONFIG, else config/gateway.toml.
+
+    config/gateway.toml is looked up in the working directory, then in the checkout the gateway runs from
+    (``make run``'s file), so the command finds it wherever it is started.
+    """
     if explicit:
         return Path(explicit)
     if os.environ.get("EVENT_GATEWAY_CONFIG"):
         return Path(os.environ["EVENT_GATEWAY_CONFIG"])
-    return DEFAULT_CONFIG_PATH
+    if DEFAULT_CONFIG_PATH.is_file():
+        return DEFAULT_CONFIG_PATH
+    shipped = SOURCE_ROOT / DEFAULT_CONFIG_PATH
+    return shipped if shipped.is_file() else DEFAULT_CONFIG_PATH
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

@@ -22,6 +22,7 @@ from flask import Blueprint
 
 from .auth import standard_scheme
 from .errors import render_gateway_error
+from .openapi import ApiDoc
 
 if TYPE_CHECKING:
     from flask import Request, Response
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from .errors import GatewayError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+#: Grants on the gateway itself rather than on an API: ``gateway:metrics`` may read ``GET /metrics``.
+GATEWAY_GRANT_PREFIX = "gateway"
+GATEWAY_ACTIONS = ("metrics",)
 _ACTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -63,7 +67,9 @@ class VendorApi:
     credentials and answers errors in the gateway's own format. `grants` may be given as action names
     (``"write"``) or `Grant` objects; `quotas` maps quota names to default limits (``"1000 per second"``),
     which ``[quotas.<name>]`` may override; `settings_schema` is a marshmallow schema class validating the
-    ``[plugins.<name>]`` table once at start-up (its result is what `gateway.api.plugin_settings` returns).
+    ``[plugins.<name>]`` table once at start-up (its result is what `gateway.api.plugin_settings` returns);
+    `openapi` adds what the OpenAPI description cannot derive (title, security schemes of an own credential
+    reader, the error body's schema; see `gateway.openapi`).
     """
 
     name: str
@@ -74,11 +80,14 @@ class VendorApi:
     grants: tuple[Grant, ...] = ()
     settings_schema: type[Schema] | None = None
     version: str | None = None
+    openapi: ApiDoc | None = None
 
     def __post_init__(self) -> None:
         where = f"API [{self.name}]"
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise DeclarationError(f"{where}: name must be lower-case letters, digits and _ (at most 64)")
+        if self.name == GATEWAY_GRANT_PREFIX:
+            raise DeclarationError(f"{where}: the name is reserved for the gateway's own grants (gateway:metrics)")
         if not isinstance(self.blueprint, Blueprint):
             raise DeclarationError(f"{where}: blueprint must be a flask.Blueprint, not {type(self.blueprint).__name__}")
         if self.blueprint.name != self.name:
@@ -101,6 +110,8 @@ class VendorApi:
         object.__setattr__(self, "quotas", MappingProxyType(dict(self.quotas)))
         if self.settings_schema is not None and not callable(getattr(self.settings_schema, "load", None)):
             raise DeclarationError(f"{where}: settings_schema must be a marshmallow Schema class")
+        if self.openapi is not None and not isinstance(self.openapi, ApiDoc):
+            raise DeclarationError(f"{where}: openapi must be a gateway.openapi.ApiDoc")
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -133,6 +144,10 @@ def check_grant(grant: str, apis: Mapping[str, VendorApi], known: Iterable[str])
     """
     plugin, _, rest = grant.partition(":")
     action, _, stream = rest.partition(":")
+    if plugin == GATEWAY_GRANT_PREFIX:  # the gateway's own actions (``gateway:metrics`` reads /metrics)
+        if stream or not any(fnmatchcase(name, action) for name in GATEWAY_ACTIONS):
+            return f"grant [{grant}]: the gateway's own grants are {', '.join(f'gateway:{a}' for a in GATEWAY_ACTIONS)}"
+        return None
     names = set(known) | set(apis)
     if plugin != "*" and not any(fnmatchcase(name, plugin) for name in names):
         return f"grant [{grant}] names an unknown plugin [{plugin}] (installed: {', '.join(sorted(names)) or 'none'})"

@@ -6,6 +6,7 @@ for the test, and stop it afterwards. Nothing here mocks a component that can ru
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -15,7 +16,13 @@ from typing import Any
 
 import pytest
 from pg_server import postgres_server, postgres_url  # noqa: F401 - fixtures shared by the suite
-from support import RunningServer, base_config, free_port, start_server, write_config
+from support import ROOT, RunningServer, base_config, free_port, start_server, write_config
+
+# The example plugin is installed for the tests only (`make test` puts it in build/test-plugins, never in the
+# .venv that `make run` serves); servers and commands the tests start see it too.
+_TEST_PLUGINS = str(ROOT / "build" / "test-plugins")
+if _TEST_PLUGINS not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_TEST_PLUGINS, os.environ.get("PYTHONPATH")]))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

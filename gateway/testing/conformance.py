@@ -85,7 +85,7 @@ def route_probes(app: Flask, api: str | None = None) -> list[tuple[str, str, str
     probes = []
     for rule in app.url_map.iter_rules():
         assert isinstance(rule, Rule)
-        if rule.endpoint.startswith("_gateway.") or rule.endpoint == "static":
+        if rule.endpoint.startswith("_") or rule.endpoint == "static":  # the core's own routes (/_gateway, /docs ...)
             continue
         if api is not None and rule.endpoint.partition(".")[0] != api:
             continue

@@ -13,13 +13,13 @@ from gateway import hookimpl
 from gateway.auth import first_of, read_basic, read_bearer, read_header
 from gateway.vendor import Grant, VendorApi
 
-from . import errors, service, views
+from . import apidoc, errors, service, views
 
 API = VendorApi(
     name=service.PLUGIN, blueprint=views.blueprint, render_error=errors.render_error,
     read_credential=first_of(read_bearer, partial(read_basic, user="apikey"), read_header("X-API-Key")),
     quotas={"emit": "1000 per second"}, grants=(Grant("emit", description="emit and ping"),),
-    settings_schema=service.SettingsSchema,
+    settings_schema=service.SettingsSchema, openapi=apidoc.DOC,
 )
 
 

@@ -24,10 +24,11 @@ from gateway.api import client_ip, quota, require_grant
 from gateway.errors import json_response
 from gateway.jsonbody import InvalidJSON
 from gateway.jsonbody import parse_json as core_parse_json
+from gateway.openapi import operation
 
-from . import service
+from . import apidoc, service
 from .errors import BuildlessError
-from .schemas import InvalidEvent, envelope_from_params, is_known_param
+from .schemas import Envelope, InvalidEvent, envelope_from_params, is_known_param
 
 blueprint = Blueprint(service.PLUGIN, __name__)
 EMIT = "/v1/telemetry/event:emit"
@@ -94,6 +95,7 @@ def read_envelope() -> Any:
 
 @blueprint.post(EMIT)
 @quota("emit")
+@operation(body=Envelope, body_required=False, responses={200: apidoc.EMITTED})
 def event_emit() -> Response:
     """``EventEmit``: ``200 {"ok": true, "eid": <event.id>}`` once stored, or when the id was already accepted."""
     tenant = require_grant("emit").tenant
@@ -102,6 +104,7 @@ def event_emit() -> Response:
 
 
 @blueprint.post(PING)
+@operation(responses={200: apidoc.PONG})
 def event_ping() -> Response:
     """``Ping``: ``200 {}`` for a caller holding the emit grant (the body, an empty message, is not read)."""
     require_grant("emit")

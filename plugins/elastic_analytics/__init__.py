@@ -9,7 +9,7 @@ would push back. The service adds the fields ES stores (@timestamp, event.action
 from gateway import hookimpl
 from gateway.vendor import Grant, VendorApi
 
-from . import auth, errors, service, views
+from . import apidoc, auth, errors, service, views
 
 API = VendorApi(
     name=service.PLUGIN, blueprint=views.blueprint, read_credential=auth.read_credential,
@@ -18,6 +18,7 @@ API = VendorApi(
     grants=(Grant("manage", per_stream=True, description="create, list and delete collections"),
             Grant("post_event", per_stream=True, description="post events to a collection"),
             Grant("monitor", description="GET / (cluster info, `es.info()`), ES's cluster:monitor/main")),
+    openapi=apidoc.DOC,
 )
 
 

@@ -14,10 +14,12 @@ from flask import Blueprint, Response, current_app, request
 
 from gateway.api import quota, require_grant
 from gateway.jsonbody import parse_json, read_body
+from gateway.openapi import operation
 
-from . import service
+from . import apidoc, service
 from .cluster import cluster_info
 from .errors import COMPATIBLE_VERSIONS, CURRENT_MAJOR, EsError, ShortEsError, compatible_version, es_response
+from .schemas import EVENT_SCHEMAS
 
 blueprint = Blueprint(service.PLUGIN, __name__)
 BASE = "/_application/analytics"
@@ -113,6 +115,7 @@ def root() -> Response:
 
 
 @blueprint.put(f"{BASE}/<name>")
+@operation(responses={201: apidoc.CREATED}, path_params={"name": apidoc.COLLECTION_NAME})
 def put_collection(name: str) -> Response:
     """Create a collection: 201 + Location, as ES's newest handler answers."""
     _allow_params(COLLECTION_PARAMS)
@@ -124,6 +127,7 @@ def put_collection(name: str) -> Response:
 
 @blueprint.get(BASE)
 @blueprint.get(f"{BASE}/<name>")
+@operation(responses={200: apidoc.COLLECTIONS}, path_params={"name": apidoc.COLLECTION_NAME})
 def get_collections(name: str | None = None) -> Response:
     """List collections: all, a comma list, ``*`` patterns."""
     _allow_params(COLLECTION_PARAMS)
@@ -139,6 +143,7 @@ def get_collections(name: str | None = None) -> Response:
 
 
 @blueprint.delete(f"{BASE}/<name>")
+@operation(responses={200: apidoc.ACKNOWLEDGED}, path_params={"name": apidoc.COLLECTION_NAME})
 def delete_collection(name: str) -> Response:
     """Delete a collection and its events."""
     _allow_params(COLLECTION_PARAMS)
@@ -150,6 +155,9 @@ def delete_collection(name: str) -> Response:
 
 @blueprint.post(f"{BASE}/<collection>/event/<event_type>")
 @quota("post_event")
+@operation(body=tuple(type(schema) for schema in EVENT_SCHEMAS.values()), query=apidoc.DEBUG,
+           body_media_types=apidoc.MEDIA_TYPES, responses={202: apidoc.ACCEPTED},
+           path_params={"collection": apidoc.COLLECTION_NAME, "event_type": apidoc.EVENT_TYPE})
 def post_event(collection: str, event_type: str) -> Response:
     """Accept one event: 202 ``{"accepted": true}``, with ``?debug=true`` also the stored document.
 

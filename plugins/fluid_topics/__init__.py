@@ -8,13 +8,13 @@ id:secret); every error has one JSON shape (`errors`). Events land in the creden
 from gateway import hookimpl
 from gateway.vendor import Grant, VendorApi
 
-from . import errors, service, views
+from . import apidoc, errors, service, views
 
 API = VendorApi(
     name=service.PLUGIN, blueprint=views.blueprint, read_credential=views.read_credential,
     render_error=errors.render_error, quotas={"ingest": "1000 per second", "query": "1000 per minute"},
     grants=(Grant("write", description="post events"), Grant("read", description="retrieve and count events")),
-    settings_schema=service.SettingsSchema,
+    settings_schema=service.SettingsSchema, openapi=apidoc.DOC,
 )
 
 

@@ -14,9 +14,11 @@ from gateway.api import quota, require_grant
 from gateway.auth import PresentedCredential, read_basic, read_bearer
 from gateway.errors import UnsupportedMediaType
 from gateway.jsonbody import EmptyBody, InvalidJSON, WrongShape, read_json
+from gateway.openapi import operation
 
-from . import service
+from . import apidoc, service
 from .errors import FtError, ft_response
+from .schemas import CountRequestSchema, IngestEventSchema, RetrieveRequestSchema
 
 blueprint = Blueprint(service.PLUGIN, __name__)
 INGEST_ROUTE = "/api/analytics/events"
@@ -64,6 +66,7 @@ def read_body(*, array: bool = False) -> Any:
 
 @blueprint.post(INGEST_ROUTE)
 @quota("ingest")
+@operation(body=(IngestEventSchema, apidoc.EVENTS_ARRAY), headers=apidoc.HEADERS, responses={200: apidoc.INGESTED})
 def trigger_events() -> Response:
     """Store one event or an array of events atomically: ``200 {"accepted": n, "ids": [...]}``."""
     tenant = require_grant("write").tenant
@@ -73,6 +76,7 @@ def trigger_events() -> Response:
 
 @blueprint.post(RETRIEVE_ROUTE)
 @quota("query")
+@operation(body=RetrieveRequestSchema, headers=apidoc.HEADERS, responses={200: apidoc.RETRIEVED})
 def retrieve_events() -> Response:
     """A page of the tenant's events in a date range, filtered and sorted."""
     tenant = require_grant("read").tenant
@@ -81,6 +85,7 @@ def retrieve_events() -> Response:
 
 @blueprint.post(COUNT_ROUTE)
 @quota("query")
+@operation(body=CountRequestSchema, headers=apidoc.HEADERS, responses={200: apidoc.COUNTED})
 def event_counts() -> Response:
     """The number of events per name and per day, ISO week or month."""
     tenant = require_grant("read").tenant

@@ -8,11 +8,12 @@ from gateway import hookimpl
 from gateway.auth import read_bearer
 from gateway.vendor import Grant, VendorApi
 
-from . import errors, service, views
+from . import apidoc, errors, service, views
 
 API = VendorApi(
     name=service.PLUGIN, blueprint=views.blueprint, read_credential=read_bearer, render_error=errors.render_error,
     quotas={"events": "1000 per second"}, grants=(Grant("write", description="record click and feedback events"),),
+    openapi=apidoc.DOC,
 )
 
 

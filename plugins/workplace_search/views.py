@@ -14,9 +14,11 @@ from flask import Blueprint, Response, request
 from gateway.api import quota, require_grant
 from gateway.errors import UnsupportedMediaType
 from gateway.jsonbody import EmptyBody, InvalidJSON, WrongShape, read_json
+from gateway.openapi import operation
 
-from . import service
+from . import apidoc, service
 from .errors import WsError, ws_response
+from .schemas import AnalyticsEventSchema
 
 blueprint = Blueprint(service.PLUGIN, __name__)
 ROUTE = "/api/ws/v1/analytics/event"
@@ -40,6 +42,7 @@ def read_body() -> dict[str, Any]:
 @blueprint.post(ROUTE)
 @blueprint.post(f"{ROUTE}/")
 @quota("events")
+@operation(body=AnalyticsEventSchema, responses={200: apidoc.RECORDED})
 def create_analytics_event() -> Response:
     """Record one click or feedback event: ``200 {}`` once it is stored."""
     tenant = require_grant("write").tenant

@@ -97,7 +97,9 @@ def test_export_streams_ndjson_with_filters(tmp_path: Path) -> None:
     ids = [json.loads(line)["id"] for line in shop.output.splitlines()]
     assert ids == [f"e{i:05d}" for i in range(100, 200) if i % 3]
 
-    assert _run("export", "--config", str(config), "--tenant", "nobody").output == ""
+    nobody = _run("export", "--config", str(config), "--tenant", "nobody")
+    assert nobody.exit_code == 0 and nobody.stdout == ""
+    assert nobody.stderr == "event-gateway: no events for tenant [nobody] in any plugin\n"
     bad = _run("export", "--config", str(config), "--tenant", "acme", "--since", "yesterday")
     assert bad.exit_code == 2 and "--since" in bad.output
 
