@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 #: Run in this order by ``python -m bench``.
-BENCHMARKS: tuple[str, ...] = ("ingest", "fluid_topics", "postgresql")
+BENCHMARKS: tuple[str, ...] = ("ingest", "fluid_topics", "appdynamics", "postgresql")
 
 
 class BenchError(RuntimeError):

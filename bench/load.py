@@ -78,7 +78,7 @@ def run_load(port: int, path: str, *, body: bytes, headers: dict[str, str], dura
 
 def _lua_string(text: str) -> str:
     level = 0
-    while f"]{'=' * level}]" in text:
+    while f"]{'=' * level}]" in text + "]":  # a text ending in "]" would close the bracket early
         level += 1
     return f"[{'=' * level}[{text}]{'=' * level}]"
 

@@ -20,8 +20,8 @@ from .quotas import quota
 from .state import get_state
 from .storage import Backend
 
-__all__ = ["Event", "Stream", "backend", "client_ip", "credential", "new_event_id", "now_ms", "plugin_settings",
-           "quota", "require_grant", "store_events", "user_agent"]
+__all__ = ["Event", "Stream", "backend", "client_ip", "count_quota", "credential", "new_event_id", "now_ms",
+           "plugin_settings", "quota", "require_grant", "store_events", "user_agent"]
 
 
 def credential() -> Credential:
@@ -40,6 +40,18 @@ def require_grant(action: str, stream: str | None = None, *, plugin: str | None 
         needed = f"{plugin_name}:{action}" + (f":{stream}" if stream else "")
         raise Forbidden(f"action [{needed}] is unauthorized for credential [{cred.id}]", detail=needed)
     return cred
+
+
+def count_quota(name: str, *key: str) -> None:
+    """Count one use of the current API's declared quota `name` for `key` (429 when spent).
+
+    For limits keyed by something only the view knows after reading the request, e.g.
+    ``count_quota("searches", tenant, event_type)``; `[quotas.<api>] name = "..."` overrides the limit as usual.
+    """
+    state = get_state()
+    api = state.apis[request.blueprint or ""]
+    assert state.quotas is not None
+    state.quotas.count(api, name, *key)
 
 
 def backend() -> Backend:

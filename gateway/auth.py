@@ -24,11 +24,16 @@ from .config import CredentialConfig
 
 @dataclass(frozen=True, slots=True)
 class PresentedCredential:
-    """What a request carried: an id (None for bare tokens) and a secret, and the scheme they came in."""
+    """What a request carried: an id (None for bare tokens) and a secret, and the scheme they came in.
+
+    `tenant` is set by schemes whose requests also name the account they act for (AppDynamics'
+    ``X-Events-API-AccountName``): the credential is then valid only if it belongs to that tenant.
+    """
 
     secret: str
     id: str | None = None
     scheme: str = ""
+    tenant: str | None = None
 
 
 @dataclass(slots=True)
@@ -94,7 +99,14 @@ class CredentialStore:
         return len(self._by_id)
 
     def authenticate(self, presented: PresentedCredential) -> Credential | None:
-        """The credential whose secret matches, or None. Digests are compared in constant time."""
+        """The credential whose secret matches (and, when the request names a tenant, that belongs to it), or
+        None. Digests are compared in constant time."""
+        found = self._match(presented)
+        if found is None or (presented.tenant is not None and found.tenant != presented.tenant):
+            return None
+        return found
+
+    def _match(self, presented: PresentedCredential) -> Credential | None:
         digest = sha256_hex(presented.secret)
         if presented.id is not None:
             entry = self._by_id.get(presented.id)

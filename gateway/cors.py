@@ -12,6 +12,8 @@ Modelled on Elasticsearch's CorsHandler, because trackers are written against it
   ``Access-Control-Allow-Origin: *``, which browsers refuse for credentialed (cookie) requests. Trackers
   authenticate with the ``Authorization`` header, which needs no credentials mode. Listed origins are echoed
   with ``Access-Control-Allow-Credentials: true`` and ``Vary: Origin`` (ES's ``http.cors.allow-credentials``).
+* APIs declared with ``cors=False`` (`gateway.vendor.VendorApi`; AppDynamics, whose Events API refuses
+  cross-origin requests) are never opened to browsers: their preflights get the ``403`` of a refused origin.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, request
+
+from .state import get_state
 
 ALLOW_HEADERS = ("X-Requested-With, X-Auth-Token, Content-Type, Content-Length, Authorization, "
                  "Access-Control-Allow-Headers, Accept, User-Agent")
@@ -52,6 +56,9 @@ class CorsPolicy:
     def allowed(self, origin: str | None) -> bool:
         """May a page on `origin` call? (No Origin: not a browser's cross-origin call.)"""
         if not origin:
+            return False
+        api = get_state().apis.get(request.blueprint or "")
+        if api is not None and not api.declaration.cors:
             return False
         return self.any_origin or origin in self.origins or _same_origin(origin, request.headers.get("Host"))
 

@@ -63,10 +63,15 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
-    """A typed field of a stream schema (AppDynamics schemas have them; most streams do not)."""
+    """A typed field of a stream schema (AppDynamics schemas have them; most streams do not).
+
+    `path` is where the field's values are stored in `Event.data` (a dotted path) when that differs from
+    `name` — a renamed field keeps its values where they are and only its name changes. None: under `name`.
+    """
 
     name: str
     type: str  # string | integer | float | boolean | date | object
+    path: str | None = None
 
 
 @dataclass(slots=True)

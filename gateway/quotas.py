@@ -4,6 +4,8 @@
 * An API declares named limits in its `VendorApi.quotas` (e.g. ``{"post_event": "1000 per second"}``)
   and marks views with ``@quota("post_event")``; ``[quotas.<plugin>] post_event = "..."`` overrides the
   value. A named limit is shared by every view carrying the name, per credential or per tenant.
+* A view that can only tell the key once it has read the request (AppDynamics counts searches per account
+  *and event type*, named in the query text) calls ``gateway.api.count_quota(name, *key)`` instead.
 * ``quotas.storage_url`` is ``memory://`` (per process: each gunicorn worker counts alone) or Redis,
   which holds quotas across workers and hosts.
 
@@ -29,7 +31,7 @@ from limits.strategies import STRATEGIES
 
 from .auth import Credential
 from .errors import GatewayError, ServiceUnavailable, TooManyRequests
-from .state import GatewayState
+from .state import Api, GatewayState
 
 F = TypeVar("F", bound=Callable[..., Any])
 QUOTA_ATTRIBUTE = "__gateway_quotas__"
@@ -96,6 +98,7 @@ class Quotas:
         self.strategy = STRATEGIES[settings["strategy"]](self.storage)
         self.default = tuple(parse_many(settings["default"]))
         self.by_endpoint: dict[str, tuple[NamedQuota, ...]] = {}
+        self._parsed: dict[str, tuple[RateLimitItem, ...]] = {}
 
     def attach(self, app: Flask, state: GatewayState) -> None:
         """Resolve every marked view's named quotas once, with the configured overrides applied."""
@@ -123,6 +126,21 @@ class Quotas:
             for item in named.items:
                 if not hit(item, named.scope, who):
                     raise self._breach(item, named.scope, who)
+
+    def count(self, api: Api, name: str, *key: str) -> None:
+        """Count one use of `api`'s named quota `name` for `key` (parts chosen by the view, e.g. the tenant
+        and an event type named in the body); raise `TooManyRequests` when it is spent. For limits a view
+        can only key once it has read the request; declared and overridable like the others."""
+        if name not in api.quotas:
+            raise ValueError(f"plugin [{api.name}] counts quota [{name}] that it does not declare")
+        text = api.quotas[name]
+        items = self._parsed.get(text)
+        if items is None:
+            items = self._parsed[text] = tuple(parse_many(text))
+        scope = f"{api.name}:{name}"
+        for item in items:
+            if not self.strategy.hit(item, scope, *key):
+                raise self._breach(item, scope, *key)
 
     def _breach(self, item: RateLimitItem, *identifiers: str) -> TooManyRequests:
         reset = self.strategy.get_window_stats(item, *identifiers).reset_time

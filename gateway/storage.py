@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from .events import Event, Stream
+from .events import Event, FieldSpec, Stream
 from .query import Condition, Filter, Query, QueryResult, Sort
 from .query.evaluate import evaluate, is_native, native_filter
 
@@ -35,6 +35,24 @@ class StreamExists(StorageError):
 
 class StreamNotFound(StorageError):
     """An append or lookup named a stream the tenant does not have; a batch naming one stores nothing."""
+
+
+class SchemaConflict(StorageError):
+    """`update_stream_schema` found another schema than the caller read: a concurrent update won."""
+
+
+def schema_to_json(schema: Sequence[FieldSpec] | None) -> list[dict[str, str]] | None:
+    """A stream schema as JSON-ready data (``path`` only when set), for backends that store it as a document."""
+    if schema is None:
+        return None
+    return [{"name": f.name, "type": f.type, **({"path": f.path} if f.path is not None else {})} for f in schema]
+
+
+def schema_from_json(doc: Sequence[Mapping[str, Any]] | None) -> tuple[FieldSpec, ...] | None:
+    """Inverse of `schema_to_json`."""
+    if doc is None:
+        return None
+    return tuple(FieldSpec(f["name"], f["type"], f.get("path")) for f in doc)
 
 
 class Backend(abc.ABC):
@@ -71,6 +89,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def delete_stream(self, tenant: str, plugin: str, name: str) -> bool:
         """Delete the stream and its events; False when it did not exist."""
+
+    @abc.abstractmethod
+    def update_stream_schema(self, tenant: str, plugin: str, name: str, schema: tuple[FieldSpec, ...] | None, *,
+                             expected: tuple[FieldSpec, ...] | None) -> Stream:
+        """Replace the stream's schema, if it is still `expected` (compare-and-set: two concurrent updates
+        cannot lose one another's changes); return the updated stream. Raise `StreamNotFound` when the
+        stream does not exist, `SchemaConflict` when its schema is not `expected`. Events are untouched."""
 
     def ensure_stream(self, stream: Stream) -> Stream:
         """Get the stream, creating it first if needed (for plugins whose streams are implicit)."""

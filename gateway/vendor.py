@@ -70,6 +70,8 @@ class VendorApi:
     ``[plugins.<name>]`` table once at start-up (its result is what `gateway.api.plugin_settings` returns);
     `openapi` adds what the OpenAPI description cannot derive (title, security schemes of an own credential
     reader, the error body's schema; see `gateway.openapi`).
+    `cors` False keeps the API closed to browsers even when ``cors.allow_origins`` lists origins (for
+    vendors whose API refuses cross-origin requests, as AppDynamics' Events API does).
     """
 
     name: str
@@ -81,6 +83,7 @@ class VendorApi:
     settings_schema: type[Schema] | None = None
     version: str | None = None
     openapi: ApiDoc | None = None
+    cors: bool = True
 
     def __post_init__(self) -> None:
         where = f"API [{self.name}]"

@@ -3,6 +3,7 @@ search), on top of the pure translations of `mapping` and `dsl`; see the package
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -13,11 +14,18 @@ from typing import Any, ClassVar, TypeVar
 import elastic_transport
 import elasticsearch
 
-from gateway.events import Event, Stream
+from gateway.events import Event, FieldSpec, Stream
 from gateway.query import Condition, Query, QueryError, QueryResult
 from gateway.query.checks import check_event
 from gateway.query.evaluate import native_tree
-from gateway.storage import Backend, BackendUnavailable, StorageError, StreamExists, StreamNotFound
+from gateway.storage import (
+    Backend,
+    BackendUnavailable,
+    SchemaConflict,
+    StorageError,
+    StreamExists,
+    StreamNotFound,
+)
 
 from .dsl import query_filter_dsl, query_result, search_request
 from .mapping import (
@@ -210,6 +218,27 @@ class ElasticsearchBackend(Backend):
             if len(hits) < 1000:
                 return streams
             after = hits[-1]["sort"]
+
+    def update_stream_schema(self, tenant: str, plugin: str, name: str, schema: tuple[FieldSpec, ...] | None, *,
+                             expected: tuple[FieldSpec, ...] | None) -> Stream:
+        """Real-time GET of the catalog document, then an index conditioned on its ``_seq_no`` and
+        ``_primary_term`` (optimistic concurrency): a 409 means another update came in between."""
+        es = self._es()
+        doc_id = stream_doc_id(tenant, plugin, name)
+        with translate_errors("update stream schema"):
+            doc = es.options(ignore_status=404).get(index=self.settings.streams_index, id=doc_id)
+            if not doc.get("found"):
+                raise StreamNotFound(f"stream [{name}] does not exist")
+            current = stream_from_document(doc["_source"])
+            if current.schema != (None if expected is None else tuple(expected)):
+                raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile")
+            updated = dataclasses.replace(current, schema=None if schema is None else tuple(schema))
+            try:
+                es.index(index=self.settings.streams_index, id=doc_id, document=stream_document(updated),
+                         if_seq_no=doc["_seq_no"], if_primary_term=doc["_primary_term"], refresh=True)
+            except elasticsearch.ConflictError as exc:
+                raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile") from exc
+        return updated
 
     def delete_stream(self, tenant: str, plugin: str, name: str) -> bool:
         """Delete the stream's events, then its catalog document, then sweep events that raced in."""

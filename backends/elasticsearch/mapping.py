@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.events import Event, FieldSpec, Stream
+from gateway.events import Event, Stream
+from gateway.storage import schema_from_json, schema_to_json
 
 #: Longest string indexed as a keyword: Lucene's 32766-byte term limit at 4 bytes per character.
 KEYWORD_IGNORE_ABOVE = 8191
@@ -111,11 +112,8 @@ def event_doc_id(event: Event) -> str:
 
 def stream_document(stream: Stream) -> dict[str, Any]:
     """The catalog document of a stream."""
-    schema = None
-    if stream.schema is not None:
-        schema = [{"name": spec.name, "type": spec.type} for spec in stream.schema]
     return {"tenant": stream.tenant, "plugin": stream.plugin, "name": stream.name,
-            "created_at": stream.created_at, "schema": schema}
+            "created_at": stream.created_at, "schema": schema_to_json(stream.schema)}
 
 
 def stream_from_document(doc: Mapping[str, Any]) -> Stream:
@@ -123,7 +121,7 @@ def stream_from_document(doc: Mapping[str, Any]) -> Stream:
     schema = doc.get("schema")
     return Stream(tenant=doc["tenant"], plugin=doc["plugin"], name=doc["name"],
                   created_at=int(doc["created_at"]),
-                  schema=None if schema is None else tuple(FieldSpec(f["name"], f["type"]) for f in schema))
+                  schema=schema_from_json(schema))
 
 
 @dataclass

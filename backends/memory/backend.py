@@ -2,7 +2,9 @@
 
 It answers every query with the reference semantics of `gateway.query`; the storage layout
 (`backends.memory.records`) and the per-stream plans (`backends.memory.plan`) make a time-range page,
-total or count by type and calendar period cost a few binary searches whatever the size of the store.
+total or count by type and calendar period cost a few binary searches whatever the size of the store;
+columns of data fields (`backends.memory.columns`), decoded on first use, answer terms, metrics and filters
+on those fields without decoding every document again.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from gateway.events import Event, Stream
+from gateway.events import Event, FieldSpec, Stream
 from gateway.query import Query, QueryError, QueryResult
 from gateway.query.checks import check_event
 from gateway.query.cursor import decode_position, encode_position
 from gateway.query.semantics import compare_positions, field_raw, rank, sort_value, value_matches
-from gateway.storage import Backend, StreamExists, StreamNotFound
+from gateway.storage import Backend, SchemaConflict, StreamExists, StreamNotFound
 
-from .plan import Matches, Plan, group_aggregate, plan_matches, slice_aggregate, walk_records
+from .plan import Matches, Plan, column_matches, group_aggregate, plan_matches, slice_aggregate, walk_records
 from .records import CONSTANT_FIELDS, Record, RecordView, StreamData, export, record_predicate, to_record
 
 
@@ -72,6 +74,18 @@ class MemoryBackend(Backend):
         with self._lock:
             streams = self._catalog.get((tenant, plugin), {})
             return [copy_stream(streams[name].stream) for name in sorted(streams)]
+
+    def update_stream_schema(self, tenant: str, plugin: str, name: str, schema: tuple[FieldSpec, ...] | None, *,
+                             expected: tuple[FieldSpec, ...] | None) -> Stream:
+        """Replace the schema if it is still `expected` (under the lock: compare-and-set)."""
+        with self._lock:
+            data = self._catalog.get((tenant, plugin), {}).get(name)
+            if data is None:
+                raise StreamNotFound(f"stream [{name}] does not exist")
+            if data.stream.schema != expected:
+                raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile")
+            data.stream = dataclasses.replace(data.stream, schema=None if schema is None else tuple(schema))
+            return copy_stream(data.stream)
 
     def delete_stream(self, tenant: str, plugin: str, name: str) -> bool:
         """Delete the stream, its events and their type index; False when it did not exist."""
@@ -150,7 +164,8 @@ class MemoryBackend(Backend):
             def matching() -> list[Matches]:
                 nonlocal found
                 if found is None:
-                    found = [plan_matches(plan, full, residual) for plan in plans]
+                    found = [column_matches(plan, [*on_type, *rest]) or plan_matches(plan, full, residual)
+                             for plan in plans]
                 return found
 
             result = QueryResult()

@@ -17,10 +17,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from gateway.query import Aggregation, Filter, Query
+from gateway.query import MISSING, Aggregation, Filter, Query
 from gateway.query.aggregate import aggregate_one, order_buckets, single_key
 from gateway.query.calendar import bucket_end, bucket_start
 
+from .columns import column_aggregate, column_positions
 from .records import CONSTANT_FIELDS, RECORD_FIELDS, Record, RecordView, SortedRecords, StreamData
 
 # Most types whose time-ordered runs a page merges (more: it walks the stream's records instead).
@@ -75,6 +76,23 @@ def plan_matches(plan: Plan, full: Callable[[Record], bool] | None,
         keep = list(map(predicate, records))
         seqs, records = list(itertools.compress(seqs, keep)), list(itertools.compress(records, keep))
     return plan.sd, seqs, records
+
+
+def column_matches(plan: Plan, filters: Sequence[Filter]) -> Matches | None:
+    """The events of an unrestricted plan that pass the filters, tested on columns of the stream's
+    records (`backends.memory.columns`); None when a data field's column cannot answer."""
+    if plan.restricted:
+        return None
+    run = plan.sd.all
+
+    def record_value(field: str) -> Callable[[int], Any]:
+        index, records = RECORD_FIELDS[field], run.records
+        return lambda position: records[position][index]
+
+    positions = column_positions(filters, plan.lo, plan.hi, run.column, record_value)
+    if positions is None:
+        return None
+    return plan.sd, [run.seqs[p] for p in positions], [run.records[p] for p in positions]
 
 
 def walk_records(records: SortedRecords, lo: int, hi: int, descending: bool, sd: StreamData,
@@ -172,6 +190,9 @@ def slice_aggregate_one(slices: Sequence[Slice], agg: Aggregation, order: Mappin
                 groups.setdefault(key, []).append((sd, kind, records, i, j))
                 i = j
     else:
+        found = column_aggregate(agg, [(s[2], s[3], s[4]) for s in slices])
+        if found is not MISSING:
+            return found
         return group_aggregate_one(slice_groups(slices, order), agg)
     counts = {key: sum(s[4] - s[3] for s in group) for key, group in groups.items()}
     return [{"key": key, "count": count, **slice_aggregate(groups[key], agg.aggs, order)}

@@ -21,6 +21,8 @@ from gateway.query import Filter
 from gateway.query.checks import string_needles
 from gateway.query.semantics import MISSING, compile_filter, value_matches
 
+from .columns import Column
+
 # Big batches are merged by re-sorting instead of inserting one by one (insort is O(n) per event).
 MERGE_THRESHOLD = 64
 
@@ -133,12 +135,21 @@ class SortedRecords:
     """Records sorted by (timestamp, seq), in three parallel sequences (the numbers in int64 arrays,
     which the garbage collector never walks)."""
 
-    __slots__ = ("records", "seqs", "ts")
+    __slots__ = ("columns", "records", "seqs", "ts")
 
     def __init__(self) -> None:
         self.ts = array("q")
         self.seqs = array("q")
         self.records: list[Record] = []
+        self.columns: dict[str, Column] = {}  # data fields decoded once (`backends.memory.columns`)
+
+    def column(self, field: str) -> Column:
+        """The values of a ``data.`` field for every record, built on first use and kept up to date."""
+        found = self.columns.get(field)
+        if found is None:
+            found = self.columns[field] = Column()
+            found.extend([record[DATA] for record in self.records], data_getter(field))
+        return found
 
     def insert(self, batch: Sequence[tuple[int, Record]]) -> None:
         """Insert (seq, record) pairs whose seqs are larger than any stored one."""
@@ -149,13 +160,19 @@ class SortedRecords:
             self.ts.extend(record[TS] for _, record in batch)
             self.seqs.extend(seq for seq, _ in batch)
             self.records.extend(record for _, record in batch)
-        elif len(batch) < MERGE_THRESHOLD:
+            for field, column in self.columns.items():
+                column.extend([record[DATA] for _, record in batch], data_getter(field))
+            return
+        if len(batch) < MERGE_THRESHOLD:
             for seq, record in batch:
                 at = bisect.bisect_right(self.ts, record[TS])
                 self.ts.insert(at, record[TS])
                 self.seqs.insert(at, seq)
                 self.records.insert(at, record)
+                for field, column in self.columns.items():
+                    column.insert(at, record[DATA], data_getter(field))
         else:
+            self.columns = {}
             rows = sorted(itertools.chain(zip(self.ts, self.seqs, self.records, strict=True),
                                           ((r[TS], s, r) for s, r in batch)),
                           key=lambda row: (row[0], row[1]))

@@ -19,7 +19,14 @@ import psycopg
 
 from gateway.events import Event, FieldSpec, Stream
 from gateway.query import Condition, Filter, Query, QueryResult
-from gateway.storage import Backend, StreamExists, StreamNotFound
+from gateway.storage import (
+    Backend,
+    SchemaConflict,
+    StreamExists,
+    StreamNotFound,
+    schema_from_json,
+    schema_to_json,
+)
 
 from . import codec, settings, writer
 from .aggregate import Aggregator
@@ -57,13 +64,12 @@ class PostgresBackend(Backend):
     @staticmethod
     def _stream(row: Sequence[Any]) -> Stream:
         tenant, plugin, name, created_at, schema = row
-        fields = None if schema is None else tuple(FieldSpec(f["name"], f["type"]) for f in schema)
+        fields = schema_from_json(schema)
         return Stream(tenant=tenant, plugin=plugin, name=codec.decode_str(name), created_at=created_at, schema=fields)
 
     def create_stream(self, stream: Stream) -> Stream:
         """Create a stream; raise `StreamExists` when the tenant already has it."""
-        schema = None if stream.schema is None else json.dumps([{"name": f.name, "type": f.type}
-                                                                for f in stream.schema])
+        schema = None if stream.schema is None else json.dumps(schema_to_json(stream.schema))
 
         def work(conn: psycopg.Connection) -> int:
             return conn.execute(f"INSERT INTO {self.streams_table} (tenant, plugin, name, created_at, schema) "
@@ -89,6 +95,29 @@ class PostgresBackend(Backend):
             f"SELECT tenant, plugin, name, created_at, schema FROM {self.streams_table} "
             'WHERE tenant = %s AND plugin = %s ORDER BY name COLLATE "C"', (tenant, plugin)).fetchall())
         return sorted((self._stream(row) for row in rows), key=lambda s: s.name)
+
+    def update_stream_schema(self, tenant: str, plugin: str, name: str, schema: tuple[FieldSpec, ...] | None, *,
+                             expected: tuple[FieldSpec, ...] | None) -> Stream:
+        """Replace the schema if it is still `expected`: the row is read ``FOR UPDATE`` and written in one
+        transaction (a raise rolls it back)."""
+        text = None if schema is None else json.dumps(schema_to_json(schema))
+
+        def work(conn: psycopg.Connection) -> int:
+            row = conn.execute(f"SELECT tenant, plugin, name, created_at, schema FROM {self.streams_table} "
+                               "WHERE tenant = %s AND plugin = %s AND name = %s FOR UPDATE",
+                               (tenant, plugin, codec.encode_str(name))).fetchone()
+            if row is None:
+                raise StreamNotFound(f"stream [{name}] does not exist")
+            if self._stream(row).schema != (None if expected is None else tuple(expected)):
+                raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile")
+            conn.execute(f"UPDATE {self.streams_table} SET schema = %s::jsonb "
+                         "WHERE tenant = %s AND plugin = %s AND name = %s",
+                         (text, tenant, plugin, codec.encode_str(name)))
+            return row[3]
+
+        created_at = self.db.run(work)
+        return Stream(tenant=tenant, plugin=plugin, name=name, created_at=created_at,
+                      schema=None if schema is None else tuple(schema))
 
     def delete_stream(self, tenant: str, plugin: str, name: str) -> bool:
         """Delete the stream and, by cascade in the same transaction, its events."""

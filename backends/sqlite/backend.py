@@ -22,7 +22,15 @@ from gateway.query import Condition, Query, QueryResult
 from gateway.query.checks import check_event
 from gateway.query.cursor import decode_position
 from gateway.query.evaluate import native_tree
-from gateway.storage import Backend, BackendUnavailable, StreamExists, StreamNotFound
+from gateway.storage import (
+    Backend,
+    BackendUnavailable,
+    SchemaConflict,
+    StreamExists,
+    StreamNotFound,
+    schema_from_json,
+    schema_to_json,
+)
 
 from .group_commit import GroupCommitter
 from .reader import run_query, scan_rows
@@ -194,13 +202,16 @@ class SQLiteBackend(Backend):
     @staticmethod
     def _stream(row: Sequence[Any]) -> Stream:
         tenant, plugin, name, created_at, schema = row
-        fields = None if schema is None else tuple(FieldSpec(f["name"], f["type"]) for f in json.loads(schema))
+        fields = None if schema is None else schema_from_json(json.loads(schema))
         return Stream(tenant=tenant, plugin=plugin, name=name, created_at=created_at, schema=fields)
+
+    @staticmethod
+    def _schema_text(schema: Sequence[FieldSpec] | None) -> str | None:
+        return None if schema is None else json.dumps(schema_to_json(schema))
 
     def create_stream(self, stream: Stream) -> Stream:
         """Create a stream; raise `StreamExists` when the tenant already has it."""
-        schema = None if stream.schema is None else json.dumps([{"name": f.name, "type": f.type}
-                                                                for f in stream.schema])
+        schema = self._schema_text(stream.schema)
         with self._session() as conn:
             try:
                 conn.execute("INSERT INTO streams (tenant, plugin, name, created_at, schema) VALUES (?, ?, ?, ?, ?)",
@@ -223,6 +234,21 @@ class SQLiteBackend(Backend):
             rows = conn.execute("SELECT tenant, plugin, name, created_at, schema FROM streams "
                                 "WHERE tenant = ? AND plugin = ? ORDER BY name", (tenant, plugin)).fetchall()
         return [self._stream(row) for row in rows]
+
+    def update_stream_schema(self, tenant: str, plugin: str, name: str, schema: tuple[FieldSpec, ...] | None, *,
+                             expected: tuple[FieldSpec, ...] | None) -> Stream:
+        """Replace the schema if it is still `expected`: read and write in one write transaction."""
+        with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
+            row = conn.execute("SELECT tenant, plugin, name, created_at, schema FROM streams "
+                               "WHERE tenant = ? AND plugin = ? AND name = ?", (tenant, plugin, name)).fetchone()
+            if row is None:
+                raise StreamNotFound(f"stream [{name}] does not exist")
+            if self._stream(row).schema != (None if expected is None else tuple(expected)):
+                raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile")
+            conn.execute("UPDATE streams SET schema = ? WHERE tenant = ? AND plugin = ? AND name = ?",
+                         (self._schema_text(schema), tenant, plugin, name))
+        return Stream(tenant=tenant, plugin=plugin, name=name, created_at=row[3],
+                      schema=None if schema is None else tuple(schema))
 
     def delete_stream(self, tenant: str, plugin: str, name: str) -> bool:
         """Delete the stream and its events; False when it did not exist.

@@ -37,7 +37,8 @@ pages (a bounded heap) and aggregates. The built-in backends push down:
 
 * memory: it is the reference; natively the native model (plain filters with the operators above except
   ``regex``; terms, date histograms and the metrics other than ``stats``/``stdev``, without `where`,
-  `order` or `having`); its scan applies the plain filters to its sorted runs.
+  `order` or `having`); its scan applies the plain filters to its sorted runs; data fields are read from
+  columns decoded once per field (a first query on a field pays one decoding pass).
 * SQLite: the native model plus `AllOf`/`AnyOf`/`Not` trees of its filters, compiled to SQL (so are the
   scan's conditions); everything else is evaluated by the core over one streamed ``SELECT``.
 * Elasticsearch: the same as SQLite, trees as ``bool`` queries; its scan pages with ``search_after`` in

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .schema_types import parse_date
+from .schema_types import MAX_DATE_MS, MIN_DATE_MS, parse_date
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
@@ -56,7 +56,15 @@ class QuerySpec:
 
 
 def parse_time(value: Any, name: str) -> int:
-    """``start``/``end``: epoch milliseconds, ISO 8601 with ``Z`` or an offset, or ``yyyy-MM-dd`` (UTC)."""
+    """``start``/``end``: epoch milliseconds, ISO 8601 with ``Z`` or an offset, or ``yyyy-MM-dd`` (UTC), between
+    the years 1 and 9999 (the dates a schema can hold; beyond, a 400 rather than an overflow in the store)."""
+    ms = _parse_time(value, name)
+    if not MIN_DATE_MS <= ms <= MAX_DATE_MS:
+        raise ParamError(name, f"{value!r} is outside the years 1 to 9999")
+    return ms
+
+
+def _parse_time(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise ParamError(name, "expected epoch milliseconds or an ISO 8601 date")
     if isinstance(value, int):

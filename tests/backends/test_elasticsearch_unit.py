@@ -260,6 +260,11 @@ def test_stream_document_round_trip() -> None:
     stream = Stream("acme", "appd", "orders", created_at=123,
                     schema=(FieldSpec("amount", "float"), FieldSpec("sku", "string")))
     assert stream_from_document(stream_document(stream)) == stream
+    renamed = Stream("acme", "appd", "orders", created_at=123,
+                     schema=(FieldSpec("cost", "float", "amount"), FieldSpec("sku", "string")))
+    assert stream_document(renamed)["schema"] == [{"name": "cost", "type": "float", "path": "amount"},
+                                                  {"name": "sku", "type": "string"}]
+    assert stream_from_document(stream_document(renamed)) == renamed
     plain = Stream("acme", "appd", "logs", created_at=5)
     assert stream_document(plain)["schema"] is None
     assert stream_from_document(stream_document(plain)) == plain

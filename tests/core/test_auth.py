@@ -38,6 +38,15 @@ def test_authenticate_by_id_and_by_bare_token() -> None:
     assert store.authenticate(PresentedCredential("nothing", None)) is None
 
 
+def test_a_credential_presented_for_a_tenant_must_belong_to_it() -> None:
+    store = _store()
+    assert store.authenticate(PresentedCredential("s3cret-one", None, tenant="acme")).id == "k1"
+    assert store.authenticate(PresentedCredential("s3cret-one", "k1", tenant="acme")).id == "k1"
+    assert store.authenticate(PresentedCredential("s3cret-one", None, tenant="globex")) is None
+    assert store.authenticate(PresentedCredential("s3cret-two", "k2", tenant="acme")) is None
+    assert store.authenticate(PresentedCredential("wrong", None, tenant="acme")) is None
+
+
 @pytest.mark.parametrize(("grants", "plugin", "action", "stream", "allowed"), [
     (("elastic_analytics:post_event",), "elastic_analytics", "post_event", "shop", True),
     (("elastic_analytics:post_event",), "elastic_analytics", "manage", "shop", False),

@@ -22,7 +22,7 @@ from gateway.plugins import DISTRIBUTION, ENTRY_POINT_GROUP, builtin_api_names, 
 from gateway.state import get_state
 from gateway.vendor import DeclarationError, Grant, VendorApi, check_grant
 
-BUILTIN_APIS = {"elastic_analytics", "workplace_search", "buildless", "fluid_topics"}
+BUILTIN_APIS = {"elastic_analytics", "workplace_search", "buildless", "fluid_topics", "appdynamics"}
 BUILTIN_BACKENDS = {"backends.memory", "backends.sqlite", "backends.elasticsearch", "backends.postgresql"}
 
 
@@ -136,7 +136,7 @@ def test_good_grants_pass(grant: str) -> None:
     ("elastic_analytics:post_evnt", r"unknown action \[post_evnt\].*elastic_analytics:post_event\[:<stream>\]"),
     ("nosuch:*", r"unknown plugin \[nosuch\]"),
     ("zz*:write", r"unknown plugin \[zz\*\]"),
-    ("*:publish", r"unknown action \[publish\]"),
+    ("*:publsh", r"unknown action \[publsh\]"),
     ("workplace_search:write:logs", r"cannot be narrowed to a stream"),
 ])
 def test_a_typo_in_a_grant_stops_start_up_naming_it(grant: str, message: str) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.events import Event, FieldSpec, Stream
 from gateway.query import Filter
-from gateway.storage import Backend, StreamExists, StreamNotFound
+from gateway.storage import Backend, SchemaConflict, StreamExists, StreamNotFound
 
 from .base import ContractBase, P, T, ev, ids, q
 
@@ -26,6 +26,47 @@ class CatalogContract(ContractBase):
         plain = backend.create_stream(Stream(T, P, "plain", created_at=99))
         assert plain.schema is None
         assert backend.get_stream(T, P, "plain").schema is None
+
+    def test_update_stream_schema(self, backend: Backend) -> None:
+        first = (FieldSpec("price", "float"), FieldSpec("sku", "string"))
+        backend.create_stream(Stream(T, P, "orders", created_at=1234, schema=first))
+        backend.create_stream(Stream(T, P, "other", created_at=5, schema=first))
+        backend.append([ev("a", "orders", 1, data={"sku": "x1"})])
+        # a renamed field keeps its stored path; an added one comes last
+        second = (FieldSpec("cost", "float", "price"), FieldSpec("sku", "string"), FieldSpec("qty", "integer"))
+        updated = backend.update_stream_schema(T, P, "orders", second, expected=first)
+        assert (updated.name, updated.created_at, updated.schema) == ("orders", 1234, second)
+        got = backend.get_stream(T, P, "orders")
+        assert (got.created_at, got.schema) == (1234, second)
+        assert got.schema[0].path == "price" and got.schema[1].path is None
+        assert [s.schema for s in backend.list_streams(T, P)] == [second, first]  # "orders", "other" untouched
+        assert backend.get_stream(T, P, "other").schema == first
+        assert [e.data for e in backend.query(q(streams=("orders",))).events] == [{"sku": "x1"}]  # events untouched
+        # a stream without a schema can get one, and lose it again
+        backend.create_stream(Stream(T, P, "plain"))
+        assert backend.update_stream_schema(T, P, "plain", first, expected=None).schema == first
+        assert backend.update_stream_schema(T, P, "plain", None, expected=first).schema is None
+        assert backend.get_stream(T, P, "plain").schema is None
+
+    def test_update_stream_schema_is_compare_and_set(self, backend: Backend) -> None:
+        first = (FieldSpec("price", "float"),)
+        backend.create_stream(Stream(T, P, "orders", schema=first))
+        second = (*first, FieldSpec("a", "string"))
+        backend.update_stream_schema(T, P, "orders", second, expected=first)
+        # a writer that read `first` before that update must not overwrite it
+        with pytest.raises(SchemaConflict):
+            backend.update_stream_schema(T, P, "orders", (*first, FieldSpec("b", "string")), expected=first)
+        with pytest.raises(SchemaConflict):  # a path is part of the schema
+            backend.update_stream_schema(T, P, "orders", first,
+                                         expected=(FieldSpec("price", "float", "x"), FieldSpec("a", "string")))
+        assert backend.get_stream(T, P, "orders").schema == second
+        with pytest.raises(StreamNotFound):
+            backend.update_stream_schema(T, P, "missing", first, expected=None)
+        with pytest.raises(StreamNotFound):  # another tenant's stream of that name does not exist for it
+            backend.update_stream_schema("other", P, "orders", first, expected=second)
+        backend.delete_stream(T, P, "orders")
+        with pytest.raises(StreamNotFound):
+            backend.update_stream_schema(T, P, "orders", first, expected=second)
 
     def test_create_existing_stream_raises(self, backend: Backend) -> None:
         backend.create_stream(Stream(T, P, "s"))
