@@ -19,9 +19,10 @@ each run the stored events must match the 2xx answers (plus the requests in flig
 **query**: the same events loaded straight into both backends (``backend.append`` in batches), then, in
 alternating rounds: the Fluid Topics page (`bench.fluid_topics`: 50 events of a 30-day window filtered on
 ``khub.search``, through `plugins.fluid_topics.service.retrieve`), the Fluid Topics count by day over the
-year (`service.count`), and the AppDynamics group-by ``SELECT productBrand, count(*), avg(price)`` as the
-ADQL engine hands it to a backend (a core `Query` with a ``terms`` aggregation and an ``avg``
-sub-aggregation). Reported: median milliseconds per backend and the ratio PostgreSQL / SQLite.
+year (`service.count`), and the AppDynamics group-by ``SELECT productBrand, count(*) FROM myProducts`` run
+by the plugin's ADQL engine (`plugins.appdynamics.engine.run_query`) over the events and schema of
+`bench.appdynamics`; both backends' answers must be equal. Reported: median milliseconds per backend and
+the ratio PostgreSQL / SQLite.
 
 Environment: BENCH_PG_PARTS (``ingest,query``), BENCH_PG_ROUNDS (5), BENCH_PG_DURATION (seconds per
 measured run, 5), BENCH_PG_CONNECTIONS (16), BENCH_PG_BATCH_CONNECTIONS (6), BENCH_PG_ARRAY (100),
@@ -34,16 +35,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import BenchError, env_number
+from .appdynamics import _children
 from .load import run_load, tool
 from .servers import (
     AUTHORIZATION,
@@ -67,7 +68,6 @@ SINGLE_BODY = json.dumps({"session": {"id": "123"}, "user": {"id": "456"},
                           "page": {"url": "https://www.elastic.co", "title": "Elastic"}},
                          separators=(",", ":")).encode()
 BATCH_PATH = "/api/analytics/events"
-BRANDS = 40
 
 
 def settings() -> dict[str, Any]:
@@ -136,19 +136,6 @@ def _postgres_pids(server: Any) -> list[int]:
 
 
 # -- processes and CPU ----------------------------------------------------------------------------------
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return sorted(found)
-
-
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (0 once it is gone)."""
     try:
@@ -302,46 +289,38 @@ def run_ingest(cfg: dict[str, Any], workdir: Path, pg: Any) -> dict[str, Any]:
 
 
 # -- queries --------------------------------------------------------------------------------------------
-def appd_batches(total: int, batch: int = 20_000) -> Iterator[list[Any]]:
-    """AppDynamics-like product events (a brand of 40, a price) in the layout the HTTP layer stores."""
-    from gateway.events import Event
+def appd_group_by() -> tuple[Any, Callable[[Any, Any], Any]]:
+    """The ADQL group-by of `bench.appdynamics` (``SELECT productBrand, count(*) FROM myProducts``), parsed once,
+    and how to run it: the plugin's own engine (`plugins.appdynamics.engine.run_query`), as the HTTP layer does."""
+    from plugins.appdynamics.adql.semantics import analyze_text
+    from plugins.appdynamics.engine import run_query
 
-    rng = random.Random(20261205)
-    t0 = 1_760_000_000_000
-    for start in range(0, total, batch):
-        out = []
-        for i in range(start, min(total, start + batch)):
-            at = t0 + i * 2_500
-            doc = {"id": i, "productBrand": f"Brand {rng.randrange(BRANDS)}", "productName": f"P{rng.randrange(1000)}",
-                   "userRating": rng.randrange(1, 6), "price": round(rng.random() * 100, 2)}
-            out.append(Event(tenant=TENANT, plugin="appdynamics", stream="myProducts", type="myProducts", data=doc,
-                             timestamp=at, received_at=at + 1_000, id=f"{i:08d}"))
-        yield out
+    from .appdynamics import QUERIES, STEP_MS, T0
 
+    analysis = analyze_text(QUERIES["terms"])
 
-def appd_group_by() -> Any:
-    """``SELECT productBrand, count(*), avg(price) FROM myProducts`` as the ADQL engine asks a backend."""
-    from gateway.query import Aggregation, Query
+    def run(store: Any, stream: Any, events: int) -> Any:
+        return run_query(store, stream, analysis, start_ms=None, end_ms=None, limit=100,
+                         now_ms=T0 + events * STEP_MS + 60_000)
 
-    return Query(tenant=TENANT, plugin="appdynamics", streams=("myProducts",), limit=0, count_total=True,
-                 aggregations=(Aggregation("brands", "terms", "data.productBrand", size=BRANDS,
-                                           aggs=(Aggregation("avg_price", "avg", "data.price"),)),))
+    return analysis, run
 
 
-def _load_queries(app: Any, cfg: dict[str, Any], end_ms: int) -> dict[str, float]:
+def _load_queries(app: Any, cfg: dict[str, Any], end_ms: int) -> tuple[dict[str, float], Any]:
     from gateway.events import FieldSpec, Stream
     from gateway.state import get_state
 
+    from .appdynamics import SCHEMA, stored_batches
     from .fluid_topics import load
 
     store = get_state(app).backend
     ft_s = load(app, {"events": cfg["events"], "batch": 20_000}, end_ms)
-    store.create_stream(Stream(tenant=TENANT, plugin="appdynamics", name="myProducts",
-                               schema=(FieldSpec("productBrand", "string"), FieldSpec("price", "float"))))
+    stream = store.create_stream(Stream(tenant=TENANT, plugin="appdynamics", name="myProducts",
+                                                  schema=tuple(FieldSpec(n, t) for n, t in SCHEMA.items())))
     began = time.perf_counter()
-    for batch in appd_batches(cfg["events"]):
+    for batch in stored_batches(cfg["events"]):
         store.append(batch)
-    return {"fluid_topics_load_s": ft_s, "appdynamics_load_s": time.perf_counter() - began}
+    return {"fluid_topics_load_s": ft_s, "appdynamics_load_s": time.perf_counter() - began}, stream
 
 
 def _timed_ms(call: Callable[[], Any], repeat: int) -> list[float]:
@@ -365,12 +344,12 @@ def run_queries(cfg: dict[str, Any], workdir: Path, pg: Any) -> dict[str, Any]:
     urls = {"sqlite": f"sqlite:///{workdir}/query.db", "postgresql": pg.create_database("query")}
     apps = {kind: create_app(ft_config(urls[kind])) for kind in KINDS}
     try:
-        loads = {}
+        loads, streams = {}, {}
         for kind in KINDS:
             print(f"  {kind}: loading {cfg['events']:,} Fluid Topics + {cfg['events']:,} AppDynamics events",
                   flush=True)
-            loads[kind] = _load_queries(apps[kind], cfg, end_ms)
-        group_by = appd_group_by()
+            loads[kind], streams[kind] = _load_queries(apps[kind], cfg, end_ms)
+        _, group_by = appd_group_by()
         answers: dict[str, Any] = {}
         bodies = page_bodies(end_ms, cfg["queries"], 30)
         count_body = {"startDate": time.strftime("%Y-%m-%d", time.gmtime((end_ms - 364 * 86_400_000) / 1000)),
@@ -387,8 +366,8 @@ def run_queries(cfg: dict[str, Any], workdir: Path, pg: Any) -> dict[str, Any]:
                     it = iter(bodies)
                     page = _timed_ms(lambda it=it: service.retrieve(TENANT, next(it)), len(bodies))
                     count = _timed_ms(lambda: service.count(TENANT, count_body), 1)
-                grouped = _timed_ms(lambda s=store, k=kind: answers.__setitem__(k, s.query(group_by)),
-                                    max(1, cfg["queries"] // 4))
+                grouped = _timed_ms(lambda s=store, k=kind: answers.__setitem__(
+                    k, group_by(s, streams[k], cfg["events"])), max(1, cfg["queries"] // 4))
                 row[kind] = {"ft_page_ms": statistics.median(page), "ft_count_ms": count[0],
                              "appd_group_by_ms": statistics.median(grouped)}
                 samples[kind]["ft_page"] += page
@@ -400,9 +379,9 @@ def run_queries(cfg: dict[str, Any], workdir: Path, pg: Any) -> dict[str, Any]:
             print(f"  query round {round_no}/{cfg['rounds']}: " + "; ".join(
                 f"{f} sqlite {row['sqlite'][f]:.1f} pg {row['postgresql'][f]:.1f} ms"
                 for f in ("ft_page_ms", "ft_count_ms", "appd_group_by_ms")), flush=True)
-        a, b = (answers[k].aggregations["brands"] for k in KINDS)
-        if [(x["key"], x["count"]) for x in a] != [(x["key"], x["count"]) for x in b] or len(a) != BRANDS:
-            raise BenchError(f"the group-by answers differ: sqlite {a[:3]}..., postgresql {b[:3]}...")
+        a, b = (answers[k].results for k in KINDS)
+        if a != b or not a:
+            raise BenchError(f"the group-by answers differ: sqlite {a!r:.200}..., postgresql {b!r:.200}...")
     finally:
         for app in apps.values():
             get_state(app).backend.close()
