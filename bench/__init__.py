@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 
 #: Run in this order by ``python -m bench``.
-BENCHMARKS: tuple[str, ...] = ("ingest", "batch_ingest", "callgrind_ingest", "fluid_topics", "appdynamics")
+BENCHMARKS: tuple[str, ...] = ("ingest", "batch_ingest", "callgrind_ingest", "fluid_topics", "appdynamics",
+                               "postgresql")
 
 
 class BenchError(RuntimeError):

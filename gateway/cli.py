@@ -187,8 +187,9 @@ def check(config_file: str | None) -> None:
     if not reachable:
         _fail(f"quota store unreachable: {redact_url(cfg.quotas['storage_url'])} ({reason})", 1)
     version = f" {facts['server_version']}" if facts.get("server_version") else ""
-    click.echo(f"ok: {config_path(config_file)} is valid; storage {facts.get('backend', '?')}{version} reachable; "
-               f"quota store reachable; {len(state.apis)} APIs, {len(state.credentials)} credentials")
+    health = f", cluster health {facts['cluster_health']}" if facts.get("cluster_health") else ""  # Elasticsearch
+    click.echo(f"ok: {config_path(config_file)} is valid; storage {facts.get('backend', '?')}{version} reachable"
+               f"{health}; quota store reachable; {len(state.apis)} APIs, {len(state.credentials)} credentials")
 
 
 @main.group()

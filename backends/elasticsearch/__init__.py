@@ -10,11 +10,22 @@ URLs and options
     (or the URL's query string, which options override): ``api_key`` (encoded, or ``id:key``),
     ``basic_auth`` (``user:password``), ``ca_certs``, ``verify_certs``, ``index_prefix`` (default
     ``event-gateway``), ``refresh`` (``wait_for``, the default, so an acknowledged event is searchable;
-    ``true``; ``false``), ``request_timeout`` (seconds). An unknown option is a configuration error. The
+    ``true``; ``false``), ``request_timeout`` (seconds), ``retries`` (2, at most 10) and ``retry_wait_ms``
+    (200, at most 10000). An unknown option is a configuration error. The
     client is built on first use, so a cluster that is down does not stop the gateway from starting;
-    `health` reaches it and raises `BackendUnavailable` when it cannot. The indices are created on first
+    `health` reaches it (``GET /`` and ``_cluster/health``: version, green/yellow/red) and raises
+    `BackendUnavailable` when it cannot. The indices are created on first
     use; a least-privilege key that may not read cluster info or create indices works once an operator
     has created them with `events_index_body`/`streams_index_body` (a warning is logged).
+
+Outages
+    A cluster that cannot be reached, times out, or answers 429 or 5xx is retried ``retries`` times,
+    waiting ``retry_wait_ms`` and doubling the wait each time (the client's own retries, which do not
+    wait, are off); then `BackendUnavailable` is raised, which the APIs answer with 503 in the vendor's
+    format and ``Retry-After``. Nothing is kept broken: the next request tries the cluster afresh, so the
+    gateway recovers by itself. Every call is safe to retry (reads; bulk creates with deterministic ids,
+    whose earlier items come back as duplicates; catalog creates with ``op_type=create``). Item-level
+    rejections inside a ``_bulk`` (429 per item) are rolled back and answered 503 without a retry.
 
 Indices
     ``{prefix}-streams`` is the stream catalog: one document per stream, id = urlsafe SHA-256 key of

@@ -7,9 +7,9 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import elastic_transport
 import elasticsearch
@@ -44,6 +44,7 @@ from .settings import parse_settings
 log = logging.getLogger("backends.elasticsearch")
 #: Hits per page of a scan.
 SCAN_BATCH = 1000
+T = TypeVar("T")
 
 
 # -- errors --------------------------------------------------------------------------------------------
@@ -61,6 +62,41 @@ def translate_errors(action: str) -> Iterator[None]:
         raise StorageError(f"elasticsearch {action} failed: {status} {exc.message}") from exc
     except elastic_transport.TransportError as exc:  # connection refused/reset, timeouts, TLS
         raise BackendUnavailable(f"elasticsearch {action}: cannot reach the cluster ({exc})") from exc
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether retrying may help: the cluster was unreachable, timed out, overloaded (429) or failed (5xx).
+
+    Not transient: authentication and authorisation failures, a server that is not Elasticsearch, 4xx.
+    """
+    cause = exc.__cause__ if isinstance(exc, BackendUnavailable) else exc
+    if isinstance(cause, elasticsearch.UnsupportedProductError):
+        return False
+    if isinstance(cause, elastic_transport.ApiError):
+        return cause.meta.status == 429 or cause.meta.status >= 500
+    return isinstance(cause, elastic_transport.TransportError)
+
+
+def retrying(action: str, call: Callable[[], T], retries: int, wait_ms: int) -> T:
+    """`call` under `translate_errors`, retried `retries` times on transient failures, waiting `wait_ms`
+    (doubled after each attempt) in between; then the last `BackendUnavailable` is raised (-> 503).
+
+    Safe for every call of this backend: reads are idempotent, appends use deterministic ids (a retried bulk
+    finds its earlier items as duplicates) and stream creation uses ``op_type=create``.
+    """
+    delay = wait_ms / 1000
+    for attempt in range(retries + 1):
+        try:
+            with translate_errors(action):
+                return call()
+        except BackendUnavailable as exc:
+            if attempt == retries or not transient(exc):
+                raise
+            log.warning("elasticsearch %s: %s; retrying in %.1fs (%d of %d)", action, exc, delay, attempt + 1,
+                        retries)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # -- the backend -------------------------------------------------------------------------------------
@@ -95,7 +131,8 @@ class ElasticsearchBackend(Backend):
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = elasticsearch.Elasticsearch(list(self.settings.hosts),
+                    # max_retries=0: `_retrying` retries with backoff (the transport retries at once)
+                    self._client = elasticsearch.Elasticsearch(list(self.settings.hosts), max_retries=0,
                                                                **self.settings.client_kwargs)
         return self._client
 
@@ -105,13 +142,19 @@ class ElasticsearchBackend(Backend):
         if not self._ready:
             with self._lock:
                 if not self._ready:
-                    with translate_errors("create indices"):
+                    def prepare() -> None:
                         version = self._version(client)
                         for index, body in ((self.settings.streams_index, streams_index_body()),
                                             (self.settings.events_index, events_index_body(version))):
                             self._create_index(client, index, body)
+
+                    self._call("create indices", prepare)
                     self._ready = True
         return client
+
+    def _call(self, action: str, call: Callable[[], T]) -> T:
+        """`call` with this backend's bounded retries and backoff (`retrying`)."""
+        return retrying(action, call, self.settings.retries, self.settings.retry_wait_ms)
 
     @staticmethod
     def _version(client: elasticsearch.Elasticsearch) -> tuple[int, int]:
@@ -143,20 +186,20 @@ class ElasticsearchBackend(Backend):
         """Create the catalog document with ``op_type=create``: a 409 means the stream exists."""
         es = self._es()
         doc_id = stream_doc_id(stream.tenant, stream.plugin, stream.name)
-        with translate_errors("create stream"):
-            try:
-                es.create(index=self.settings.streams_index, id=doc_id, document=stream_document(stream),
-                          refresh=True)
-            except elasticsearch.ConflictError as exc:
-                raise StreamExists(f"stream [{stream.name}] already exists") from exc
+        try:
+            self._call("create stream", lambda: es.create(index=self.settings.streams_index, id=doc_id,
+                                                          document=stream_document(stream), refresh=True))
+        except StorageError as exc:
+            if isinstance(exc.__cause__, elasticsearch.ConflictError):
+                raise StreamExists(f"stream [{stream.name}] already exists") from exc.__cause__
+            raise
         return stream
 
     def get_stream(self, tenant: str, plugin: str, name: str) -> Stream | None:
         """Real-time GET of the catalog document."""
         es = self._es()
-        with translate_errors("get stream"):
-            doc = es.options(ignore_status=404).get(index=self.settings.streams_index,
-                                                    id=stream_doc_id(tenant, plugin, name))
+        doc = self._call("get stream", lambda: es.options(ignore_status=404).get(
+            index=self.settings.streams_index, id=stream_doc_id(tenant, plugin, name)))
         return stream_from_document(doc["_source"]) if doc.get("found") else None
 
     def list_streams(self, tenant: str, plugin: str) -> list[Stream]:
@@ -166,11 +209,10 @@ class ElasticsearchBackend(Backend):
         after: list[Any] | None = None
         while True:
             kwargs: dict[str, Any] = {"search_after": after} if after is not None else {}
-            with translate_errors("list streams"):
-                response = es.search(index=self.settings.streams_index, size=1000,
-                                     query={"bool": {"filter": [{"term": {"tenant": tenant}},
-                                                                {"term": {"plugin": plugin}}]}},
-                                     sort=[{"name": {"order": "asc"}}], track_total_hits=False, **kwargs)
+            response = self._call("list streams", lambda kwargs=kwargs: es.search(
+                index=self.settings.streams_index, size=1000,
+                query={"bool": {"filter": [{"term": {"tenant": tenant}}, {"term": {"plugin": plugin}}]}},
+                sort=[{"name": {"order": "asc"}}], track_total_hits=False, **kwargs))
             hits = response["hits"]["hits"]
             streams.extend(stream_from_document(hit["_source"]) for hit in hits)
             if len(hits) < 1000:
@@ -206,14 +248,14 @@ class ElasticsearchBackend(Backend):
         events = {"bool": {"filter": [{"term": {"tenant": tenant}}, {"term": {"plugin": plugin}},
                                       {"term": {"stream": name}}]}}
         long_running = es.options(request_timeout=max(self.settings.request_timeout or 0, 300))
-        with translate_errors("delete stream"):
-            long_running.delete_by_query(index=self.settings.events_index, query=events, routing=tenant,
-                                         conflicts="proceed", refresh=True, wait_for_completion=True)
-            deleted = es.options(ignore_status=404).delete(index=self.settings.streams_index,
-                                                           id=stream_doc_id(tenant, plugin, name),
-                                                           refresh=True)
-            long_running.delete_by_query(index=self.settings.events_index, query=events, routing=tenant,
-                                         conflicts="proceed", refresh=True, wait_for_completion=True)
+        def sweep() -> Any:
+            return long_running.delete_by_query(index=self.settings.events_index, query=events, routing=tenant,
+                                                conflicts="proceed", refresh=True, wait_for_completion=True)
+
+        self._call("delete stream", sweep)
+        deleted = self._call("delete stream", lambda: es.options(ignore_status=404).delete(
+            index=self.settings.streams_index, id=stream_doc_id(tenant, plugin, name), refresh=True))
+        self._call("delete stream", sweep)
         return deleted.get("result") == "deleted"
 
     # -- events ----------------------------------------------------------------------------------
@@ -226,9 +268,8 @@ class ElasticsearchBackend(Backend):
             check_event(event)
         es = self._es()
         streams = sorted({(e.tenant, e.plugin, e.stream) for e in events})
-        with translate_errors("check streams"):
-            found = es.mget(index=self.settings.streams_index, ids=[stream_doc_id(*s) for s in streams],
-                            source=False)
+        found = self._call("check streams", lambda: es.mget(
+            index=self.settings.streams_index, ids=[stream_doc_id(*s) for s in streams], source=False))
         for stream, doc in zip(streams, found["docs"], strict=True):
             if doc.get("found"):
                 continue
@@ -242,8 +283,8 @@ class ElasticsearchBackend(Backend):
             unique.setdefault(event_doc_id(event), event)
         batch = list(unique.values())
         operations = bulk_operations(batch, self.settings.events_index, self.next_seqs(len(batch)))
-        with translate_errors("append"):
-            response = es.bulk(operations=operations, **self._refresh_kwargs())
+        # a retried bulk finds the items an earlier attempt wrote as duplicates (deterministic ids)
+        response = self._call("append", lambda: es.bulk(operations=operations, **self._refresh_kwargs()))
         outcome = parse_bulk_response(response)
         if outcome.failures:
             self._compensate(es, [(doc_id, unique[doc_id].tenant) for doc_id in outcome.created])
@@ -260,8 +301,7 @@ class ElasticsearchBackend(Backend):
             return
         operations = [{"delete": {"_index": self.settings.events_index, "_id": doc_id, "routing": routing}}
                       for doc_id, routing in created]
-        with translate_errors("roll back a failed batch"):
-            es.bulk(operations=operations, refresh=True)
+        self._call("roll back a failed batch", lambda: es.bulk(operations=operations, refresh=True))
 
     def pushable(self, condition: Condition) -> bool:
         """Native filters and AND/OR/NOT trees of them translate to a ``bool`` query."""
@@ -273,10 +313,10 @@ class ElasticsearchBackend(Backend):
         after: list[Any] | None = None
         while True:
             kwargs: dict[str, Any] = {"search_after": after} if after is not None else {}
-            with translate_errors("scan"):
-                response = es.search(index=self.settings.events_index, routing=query.tenant,
-                                     query=query_filter_dsl(query), size=SCAN_BATCH, track_total_hits=False,
-                                     sort=[{"seq": {"order": "asc"}}, {"uid": {"order": "asc"}}], **kwargs)
+            response = self._call("scan", lambda kwargs=kwargs: es.search(
+                index=self.settings.events_index, routing=query.tenant, query=query_filter_dsl(query),
+                size=SCAN_BATCH, track_total_hits=False, sort=[{"seq": {"order": "asc"}}, {"uid": {"order": "asc"}}],
+                **kwargs))
             hits = response["hits"]["hits"]
             for hit in hits:
                 yield int(hit["sort"][0]), Event.from_dict(hit["_source"])
@@ -288,35 +328,42 @@ class ElasticsearchBackend(Backend):
         """Translate, search (routed to the tenant's shard) and translate back."""
         request = search_request(query, self.settings.events_index)
         es = self._es()
-        with translate_errors("query"):
-            try:
-                response = es.search(**request)
-            except elasticsearch.BadRequestError as exc:
-                raise QueryError(f"elasticsearch could not answer the query: {exc.message} "
-                                 f"({_reason(exc.body)})") from exc
+        try:
+            response = self._call("query", lambda: es.search(**request))
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, elasticsearch.BadRequestError):
+                raise QueryError(f"elasticsearch could not answer the query: {cause.message} "
+                                 f"({_reason(cause.body)})") from cause
+            raise
         return query_result(query, response)
 
     def plugins_of(self, tenant: str) -> list[str]:
         """A terms aggregation on the catalog's ``plugin`` for the tenant."""
         es = self._es()
-        with translate_errors("list plugins"):
-            response = es.search(index=self.settings.streams_index, size=0,
-                                 query={"term": {"tenant": tenant}},
-                                 aggs={"plugins": {"terms": {"field": "plugin", "size": 10000,
-                                                             "order": {"_key": "asc"}}}})
+        response = self._call("list plugins", lambda: es.search(
+            index=self.settings.streams_index, size=0, query={"term": {"tenant": tenant}},
+            aggs={"plugins": {"terms": {"field": "plugin", "size": 10000, "order": {"_key": "asc"}}}}))
         return [bucket["key"] for bucket in response["aggregations"]["plugins"]["buckets"]]
 
     # -- operations ------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        """Ask the cluster who it is; raise `BackendUnavailable` if it cannot be reached."""
+        """Ask the cluster who it is and how it is (``_cluster/health``: green, yellow or red), without
+        retries (a probe answers fast); raise `BackendUnavailable` if it cannot be reached."""
         facts: dict[str, Any] = {"backend": "elasticsearch", "hosts": list(self.settings.hosts),
                                  "index_prefix": self.settings.index_prefix}
         with translate_errors("health check"):
             try:
-                info = self.client.options(max_retries=0).info()
+                info = self.client.info()
             except elasticsearch.AuthorizationException:
                 return facts  # authenticated and answering, just not allowed to read cluster info
-        facts.update(cluster_name=info.get("cluster_name"), version=info.get("version", {}).get("number"))
+            version = info.get("version", {}).get("number")
+            facts.update(cluster_name=info.get("cluster_name"), version=version, server_version=version)
+            try:
+                health = self.client.cluster.health()
+            except elasticsearch.AuthorizationException:
+                return facts  # may read cluster info but not cluster health (monitor privilege)
+        facts.update(cluster_health=health.get("status"), nodes=health.get("number_of_nodes"))
         return facts
 
     def drop_all(self) -> None:

@@ -13,7 +13,9 @@ from gateway.urls import redact_url
 DEFAULT_INDEX_PREFIX = "event-gateway"
 DEFAULT_PORT = 9200
 OPTIONS = frozenset({"api_key", "basic_auth", "ca_certs", "verify_certs", "index_prefix", "refresh",
-                     "request_timeout"})
+                     "request_timeout", "retries", "retry_wait_ms"})
+DEFAULT_RETRIES = 2
+DEFAULT_RETRY_WAIT_MS = 200
 _BAD_INDEX_CHARS = set('\\/*?"<>| ,#:')
 
 
@@ -25,6 +27,8 @@ class Settings:
     index_prefix: str = DEFAULT_INDEX_PREFIX
     refresh: bool | str = "wait_for"
     request_timeout: float | None = None
+    retries: int = DEFAULT_RETRIES  # extra attempts after a transient failure (unreachable, 429, 5xx)
+    retry_wait_ms: int = DEFAULT_RETRY_WAIT_MS  # first wait between attempts, doubled each time
     client_kwargs: dict[str, Any] = field(default_factory=dict, repr=False)  # holds secrets
 
     @property
@@ -114,6 +118,9 @@ def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> Settin
         client["ca_certs"] = str(merged["ca_certs"])
     if "verify_certs" in merged:
         client["verify_certs"] = _as_bool("verify_certs", merged["verify_certs"])
+    tls = sorted({"ca_certs", "verify_certs"} & set(client))
+    if tls and http_scheme == "http":  # the client would fail on first use, not at start-up
+        raise ValueError(f"elasticsearch option(s) {', '.join(tls)} need an elasticsearch+https:// URL")
     timeout = None
     if merged.get("request_timeout") is not None:
         timeout = float(merged["request_timeout"])
@@ -125,5 +132,18 @@ def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> Settin
         raw = merged["refresh"]
         refresh = "wait_for" if str(raw).strip().lower() == "wait_for" else _as_bool("refresh", raw)
     prefix = check_index_prefix(str(merged.get("index_prefix", DEFAULT_INDEX_PREFIX)))
+    retries = _count("retries", merged.get("retries", DEFAULT_RETRIES), 10)
+    retry_wait_ms = _count("retry_wait_ms", merged.get("retry_wait_ms", DEFAULT_RETRY_WAIT_MS), 10_000)
     return Settings(hosts=tuple(hosts), index_prefix=prefix, refresh=refresh, request_timeout=timeout,
-                    client_kwargs=client)
+                    retries=retries, retry_wait_ms=retry_wait_ms, client_kwargs=client)
+
+
+def _count(name: str, value: Any, most: int) -> int:
+    """A whole number from 0 to `most` (bounded: every request must have a bounded cost)."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = -1
+    if isinstance(value, bool) or not 0 <= number <= most:
+        raise ValueError(f"elasticsearch option [{name}] must be a whole number from 0 to {most}, not [{value}]")
+    return number
