@@ -37,6 +37,7 @@ from gateway.storage import (
 )
 
 from .group_commit import GroupCommitter
+from .probe import check_files_writable
 from .reader import run_query, scan_rows
 from .schema import (
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -60,9 +61,6 @@ _INHERITED: list[sqlite3.Connection] = []
 _Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 #: The batch of a write probe (`probe_write`): no rows, no streams.
 _PROBE: _Batch = ([], [])
-#: Below this much free space on the database's file system, health reports the store as failing (a
-#: transaction of a few events needs its pages in the WAL; SQLite reports a full disk only mid-write).
-MIN_FREE_BYTES = 1024 * 1024
 
 
 class SQLiteBackend(Backend):
@@ -407,26 +405,13 @@ class SQLiteBackend(Backend):
 
     # -- operations ------------------------------------------------------------------------------
     def probe_write(self) -> None:
-        """Raise `BackendUnavailable` when an append would fail: the directory or file is not writable
-        (read-only mount, ``chattr +i``, modes), the file system has less than `MIN_FREE_BYTES` free, or
-        a real write fails. The write goes the way appends go (the group committer, its lock file and a
-        committed transaction setting ``PRAGMA user_version``), so it also reopens what is stale: a lock
-        file or connection left on a deleted inode, a file that appeared anew at the path."""
+        """Raise `BackendUnavailable` when an append would fail: the files are not writable or the disk is
+        full (`check_files_writable`), or a real write fails. The write goes the way appends go (the group
+        committer, its lock file and a committed transaction setting ``PRAGMA user_version``), so it also
+        reopens what is stale: a lock file or connection left on a deleted inode, a file that appeared anew."""
         if self.memory:
             return
-        directory = os.path.dirname(self.path)
-        if not os.path.isdir(directory):
-            raise BackendUnavailable(f"SQLite database directory {directory} is missing")
-        for path in (directory, self.path, f"{self.path}-wal"):
-            if os.path.exists(path) and not os.access(path, os.W_OK):
-                raise BackendUnavailable(f"SQLite database {path} is read-only")
-        try:
-            stats = os.statvfs(directory)
-        except OSError as exc:
-            raise BackendUnavailable(f"SQLite database directory {directory}: {exc}") from exc
-        if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
-            raise BackendUnavailable(f"SQLite database {self.path}: the file system is full "
-                                     f"(less than {MIN_FREE_BYTES // 1024} KiB free)")
+        check_files_writable(self.path)
         try:
             self._committer.submit(_PROBE)
         except OSError as exc:
