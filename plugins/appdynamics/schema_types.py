@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.jsonbody import json_type_name
+
 FIELD_TYPES = ("string", "integer", "float", "boolean", "date")
 IMPLICIT_FIELDS = {"eventTimestamp": "date", "pickupTimestamp": "date"}
 SCHEMA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,254}")
@@ -210,16 +212,7 @@ def _to_epoch_ms(value: Any) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- events
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
+_kind = json_type_name  # how a JSON value's type reads in a message (the core's wording)
 
 
 def coerce_value(kind: str, value: Any) -> Any:
