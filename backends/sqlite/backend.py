@@ -57,6 +57,11 @@ _MISSING_STREAM = "the batch names a stream that does not exist; nothing was sto
 # Connections inherited through fork: kept referenced so that garbage collection never closes them in the
 # child (closing a parent's SQLite connection in a child can corrupt the parent's locks).
 _INHERITED: list[sqlite3.Connection] = []
+# Databases whose directory this process (or the master it was forked from) already made or found. Only the
+# first open makes a missing directory: a gunicorn worker booting (or rebooted) after the directory was
+# removed must not make it again with an empty database in it, which would end the outage health reports
+# for the other workers and have them acknowledge into a database the operator did not restore.
+_PREPARED: set[str] = set()
 #: What `append` hands the group committer: the event rows and the streams to create first.
 _Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 #: The batch of a write probe (`probe_write`): no rows, no streams.
@@ -92,9 +97,13 @@ class SQLiteBackend(Backend):
         if self.memory:
             # An in-memory database exists per connection: one connection, used under a lock.
             self.multiprocess_safe = False
+        directory = os.path.dirname(self.path)
+        if not self.memory and self.path in _PREPARED and not os.path.isdir(directory):
+            return  # removed since: a fault health reports until it is made again (never made anew here)
         try:
             if not self.memory:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                os.makedirs(directory, exist_ok=True)
+                _PREPARED.add(self.path)
             with self._session() as conn:
                 if self.memory:
                     self._migrate(conn)

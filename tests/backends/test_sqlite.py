@@ -8,6 +8,7 @@ concurrent writers in separate processes, connections never crossing a fork, and
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -198,6 +199,26 @@ def test_failure_after_open_is_unavailable(db: Path) -> None:
     db.parent.rmdir()
     with pytest.raises(BackendUnavailable):
         backend.append([ev("a", 1)])
+
+
+def test_removed_directory_is_not_made_again_by_a_later_open(db: Path) -> None:
+    """A worker booting after the operator removed the directory (the first open made it) leaves it removed:
+    making it again with an empty database would end the outage for every worker behind health's back."""
+    first = open_backend(db)
+    first.create_stream(Stream(T, P, "s"))
+    first.close()
+    shutil.rmtree(db.parent)
+    late = open_backend(db)
+    assert not db.parent.exists()
+    with pytest.raises(BackendUnavailable):
+        late.probe_write()
+    with pytest.raises(BackendUnavailable):
+        late.append([ev("a", 1)], create_streams=True)
+    assert not db.parent.exists()
+    db.parent.mkdir()  # made again by the operator: the late instance writes there
+    assert late.append([ev("b", 2)], create_streams=True) == 1
+    assert count(late) == 1
+    late.close()
 
 
 def test_concurrent_appends_share_transactions_but_fail_alone(db: Path) -> None:
