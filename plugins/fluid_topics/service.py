@@ -25,13 +25,14 @@ import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load
 
 from gateway.api import Event, backend, client_ip, now_ms, plugin_settings, store_events, user_agent
 from gateway.query import Aggregation, Filter, Query, Sort
+from gateway.query.calendar import DAY_MS, EPOCH, bucket_end, bucket_start
 
 from .errors import FtError
 from .schemas import COUNT, MAX_PER_PAGE, RETRIEVE, Moment, load, load_ingest, split_event
@@ -49,12 +50,6 @@ MAX_NAMES = 10_000
 #: Most (name, period) counts one count answer may hold (names x periods): about 4 MB of JSON. A year of
 #: days leaves room for 136 names, a year of months for every name a request may list.
 MAX_COUNT_CELLS = 50_000
-
-DAY_MS = 86_400_000
-WEEK_MS = 7 * DAY_MS
-#: 1969-12-29T00:00Z, the Monday before the epoch: ISO weeks start on Mondays.
-MONDAY_MS = -3 * DAY_MS
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # -- settings ---------------------------------------------------------------------------------------
@@ -96,12 +91,7 @@ def settings() -> Settings:
 # -- dates ------------------------------------------------------------------------------------------
 def to_datetime(ms: int) -> datetime:
     """UTC datetime of epoch milliseconds."""
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
-def to_ms(moment: datetime) -> int:
-    """Epoch milliseconds of a UTC datetime."""
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    return EPOCH + timedelta(milliseconds=ms)
 
 
 def format_datetime(ms: int) -> str:
@@ -119,36 +109,15 @@ def echo(moment: Moment) -> str:
     return format_date(moment.ms) if moment.date_only else format_datetime(moment.ms)
 
 
-def period_start(ms: int, period: str) -> int:
-    """Start of the calendar day, ISO week (Monday) or month holding `ms`, UTC."""
-    if period == "day":
-        return ms - ms % DAY_MS
-    if period == "week":
-        return ms - (ms - MONDAY_MS) % WEEK_MS
-    moment = to_datetime(ms)
-    return to_ms(moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
-
-
-def next_period(start: int, period: str) -> int:
-    """Start of the period following the one starting at `start`."""
-    if period == "day":
-        return start + DAY_MS
-    if period == "week":
-        return start + WEEK_MS
-    moment = to_datetime(start)
-    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-    return to_ms(moment.replace(year=year, month=month))
-
-
 def periods(start: int, end: int, period: str, limit: int = MAX_PERIODS) -> list[int] | None:
     """Starts of the calendar periods overlapping [start, end); None when there are more than `limit`."""
     out: list[int] = []
-    current = period_start(start, period)
+    current = bucket_start(start, period)
     while current < end:
         if len(out) == limit:
             return None
         out.append(current)
-        current = next_period(current, period)
+        current = bucket_end(current, period)
     return out
 
 
@@ -417,7 +386,7 @@ def count(tenant: str, body: dict[str, Any], *, now: int | None = None) -> dict[
                       "or filters.name", 400, field="groupByPeriod")
     buckets = {bucket["key"]: {p["key"]: p["count"] for p in bucket["periods"]} for bucket in found}
     names = request.names or tuple(buckets)
-    bounds = [*request.period_starts, next_period(request.period_starts[-1], request.period)] \
+    bounds = [*request.period_starts, bucket_end(request.period_starts[-1], request.period)] \
         if request.period_starts else []
     labels = [format_date(ms) for ms in bounds]
     results = []
