@@ -26,7 +26,6 @@ from .validation import error_items
 ENV_PREFIX = "EVENT_GATEWAY_"
 DEFAULT_CONFIG_PATH = Path("config/gateway.toml")
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the checkout, for an editable install (make run)
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 #: sha256 of "change-me-local-secret", the demo credential shipped in config/gateway.toml
 DEMO_SECRET_SHA256 = "038f2c9cdb7cbe51ce3ba00820de32e513d8e253872b8a8560be967539fa2696"
 #: top-level arrays of tables that the environment may replace whole (as a TOML array)
