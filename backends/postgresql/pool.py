@@ -10,8 +10,10 @@ replaced instead of failing a request.
 doubled each time) when the server cannot be reached or the connection breaks, then raises
 `BackendUnavailable` (the core answers 503 in the vendor's format). After such a failure the pool is
 replaced, so the next request connects afresh: the gateway recovers as soon as the database is back,
-without a restart. Retrying an append is safe: ids are unique per stream and inserts skip conflicts.
-A statement cancelled by ``statement_timeout`` is not retried.
+without a restart. Until then each request first tries one direct connection (refused at once while the
+server is down) and answers `BackendUnavailable` straight away, instead of waiting ``pool_timeout_ms`` per
+attempt for a pooled connection that cannot come. Retrying an append is safe: ids are unique per stream
+and inserts skip conflicts. A statement cancelled by ``statement_timeout`` is not retried.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class Database:
         self._pool: ConnectionPool | None = None
         self._pid = 0
         self._migrated = False
+        #: Set when a request ran out of attempts on an unreachable server; cleared by the next success.
+        self._outage = False
 
     # -- connections -------------------------------------------------------------------------------
     def connect(self) -> psycopg.Connection:
@@ -74,6 +78,17 @@ class Database:
         conn = psycopg.connect(self.settings.conninfo, autocommit=True, **self.settings.connect_kwargs())
         _configure(conn)
         return conn
+
+    def _check_outage(self) -> None:
+        """During an outage, one direct connection decides (refused at once while the server is down) before
+        the pool makes the request wait ``pool_timeout_ms`` per attempt."""
+        if not self._outage:
+            return
+        try:
+            self.connect().close()
+        except psycopg.OperationalError as exc:
+            raise BackendUnavailable(f"PostgreSQL {self.settings.display} unavailable: {exc}") from exc
+        self._outage = False
 
     def _get_pool(self) -> ConnectionPool:
         pid = os.getpid()
@@ -112,6 +127,7 @@ class Database:
     def run(self, work: Callable[[psycopg.Connection], T]) -> T:
         """Run `work` with a pooled connection; retry connection failures, then raise `BackendUnavailable`."""
         s = self.settings
+        self._check_outage()
         failure: Exception | None = None
         for attempt in range(s.retries + 1):
             if attempt:
@@ -131,6 +147,7 @@ class Database:
                     self._drop_pool(pool)
             except RuntimeError as exc:  # schema newer than this gateway
                 raise BackendUnavailable(f"PostgreSQL {s.display}: {exc}") from exc
+        self._outage = not isinstance(failure, psycopg.errors.TransactionRollback)
         raise BackendUnavailable(f"PostgreSQL {s.display} unavailable after {s.retries + 1} attempt(s): "
                                  f"{failure}") from failure
 
@@ -139,6 +156,7 @@ class Database:
         """A pooled connection for a long read (a scan, streamed to the caller): not retried once rows
         flowed; failures become `BackendUnavailable`."""
         pool = None
+        self._check_outage()
         try:
             self.ensure_schema()
             pool = self._get_pool()
@@ -149,6 +167,7 @@ class Database:
         except (psycopg.OperationalError, PoolTimeout) as exc:
             if pool is not None:
                 self._drop_pool(pool)
+            self._outage = True
             raise BackendUnavailable(f"PostgreSQL {self.settings.display} unavailable: {exc}") from exc
 
     def stats(self) -> dict[str, Any]:

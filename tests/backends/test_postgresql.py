@@ -357,6 +357,38 @@ def test_database_down_then_back(postgres_url: str, postgres_server: PgServer) -
         backend.close()
 
 
+def test_an_outage_is_answered_at_once_after_the_first_failure(postgres_url: str, postgres_server: PgServer) -> None:
+    # Default-like waits: without the direct check each request would wait pool_timeout_ms per attempt.
+    backend = PostgresBackend(postgres_url, {"pool_timeout_ms": 3000, "retries": 2, "retry_wait_ms": 200})
+    try:
+        backend.create_stream(Stream(T, P, "s"))
+        assert backend.append([ev("a", "s", 1)]) == 1
+        postgres_server.stop()
+        try:
+            with pytest.raises(BackendUnavailable):
+                backend.append([ev("b", "s", 2)])  # the first request finds out (may wait for the pool)
+            began = time.monotonic()
+            for _ in range(5):
+                with pytest.raises(BackendUnavailable, match="unavailable"):
+                    backend.append([ev("b", "s", 2)])
+                with pytest.raises(BackendUnavailable, match="unavailable"):
+                    list(backend.scan(Query(tenant=T, plugin=P)))
+            assert time.monotonic() - began < 2.0, "requests during an outage waited for the pool"
+        finally:
+            postgres_server.start()
+        deadline = time.monotonic() + 20
+        while True:  # and the first request after the database is back goes through
+            try:
+                assert backend.append([ev("b", "s", 2)]) == 1
+                break
+            except BackendUnavailable:
+                assert time.monotonic() < deadline, "the backend did not recover"
+                time.sleep(0.2)
+        assert [e.id for e in backend.query(Query(tenant=T, plugin=P)).events] == ["a", "b"]
+    finally:
+        backend.close()
+
+
 def test_unreachable_at_start_up_still_starts_then_connects(postgres_server: PgServer, postgres_url: str) -> None:
     postgres_server.stop()
     try:
