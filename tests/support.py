@@ -137,9 +137,9 @@ def start_server(config_path: Path, *, workers: int = 2, threads: int = 4, env: 
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
         try:
-            if requests.get(f"{url}/_gateway/health", timeout=1).status_code in (200, 503):
+            if requests.get(f"{url}/_gateway/health", timeout=5).status_code in (200, 503):
                 return RunningServer(url, process, config_path, log_path)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a busy machine
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"server did not come up in {wait}s:\n{log_path.read_text()}")
