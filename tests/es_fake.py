@@ -9,7 +9,7 @@ and keeps catalog documents and bulk-created events in memory.
 
 Control: `fail_with` (a list of statuses answered, one per request, before normal answers resume), `down`
 (every request answers `down_status`), `lose_bulk_answers` (that many bulks are written, then answered
-503), `requests` (method, path, monotonic arrival time of each request), `bodies` (the JSON bodies sent).
+503), `search_delay` (seconds every ``_search`` waits before answering), `requests` (method, path, monotonic arrival time of each request), `bodies` (the JSON bodies sent).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class FakeCluster:
         self.docs: dict[tuple[str, str], dict[str, Any]] = {}  # (index, id) -> source
         self.events: dict[str, dict[str, Any]] = {}  # bulk-created events by id
         self.lose_bulk_answers = 0  # bulks written, then answered 503 (a lost acknowledgement)
+        self.search_delay = 0.0  # seconds each _search waits before answering (a slow cluster)
 
     def failure(self) -> int | None:
         """The status to answer instead of a normal answer, if any."""
@@ -127,6 +128,7 @@ def _handler(cluster: FakeCluster) -> type[BaseHTTPRequestHandler]:
                     return self._send(404, {"_index": parts[0], "_id": parts[2], "found": False})
                 return self._send(200, {"_index": parts[0], "_id": parts[2], "found": True, "_source": source})
             if parts[-1] == "_search":  # no events: every asked aggregation is empty
+                time.sleep(cluster.search_delay)
                 asked = json.loads(body or b"{}").get("aggs") or {}
                 empty = {"buckets": [], "doc_count": 0, "count": 0, "min": None, "max": None, "avg": None,
                          "sum": 0.0, "value": 0, "values": []}

@@ -128,7 +128,8 @@ from __future__ import annotations
 from gateway.hookspecs import hookimpl
 from gateway.storage import Backend
 
-from .backend import ElasticsearchBackend, translate_errors
+from .backend import ElasticsearchBackend
+from .calls import translate_errors
 from .dsl import (
     CALENDAR,
     CARDINALITY_PRECISION,

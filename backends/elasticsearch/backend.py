@@ -8,10 +8,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from typing import Any, ClassVar, TypeVar
 
-import elastic_transport
 import elasticsearch
 
 from gateway.events import Event, FieldSpec, Stream
@@ -27,6 +26,7 @@ from gateway.storage import (
     StreamNotFound,
 )
 
+from .calls import bounded_search, retrying, translate_errors
 from .dsl import query_filter_dsl, query_result, search_request
 from .mapping import (
     bulk_operations,
@@ -45,58 +45,6 @@ log = logging.getLogger("backends.elasticsearch")
 #: Hits per page of a scan.
 SCAN_BATCH = 1000
 T = TypeVar("T")
-
-
-# -- errors --------------------------------------------------------------------------------------------
-@contextmanager
-def translate_errors(action: str) -> Iterator[None]:
-    """Map client errors to the storage errors: unreachable, timing out, overloaded or 5xx -> unavailable."""
-    try:
-        yield
-    except elasticsearch.UnsupportedProductError as exc:
-        raise BackendUnavailable(f"elasticsearch {action}: the server is not Elasticsearch") from exc
-    except elastic_transport.ApiError as exc:
-        status = exc.meta.status
-        if status in (401, 403, 408, 429) or status >= 500:
-            raise BackendUnavailable(f"elasticsearch {action} failed: {status} {exc.message}") from exc
-        raise StorageError(f"elasticsearch {action} failed: {status} {exc.message}") from exc
-    except elastic_transport.TransportError as exc:  # connection refused/reset, timeouts, TLS
-        raise BackendUnavailable(f"elasticsearch {action}: cannot reach the cluster ({exc})") from exc
-
-
-def transient(exc: BaseException) -> bool:
-    """Whether retrying may help: the cluster was unreachable, timed out, overloaded (429) or failed (5xx).
-
-    Not transient: authentication and authorisation failures, a server that is not Elasticsearch, 4xx.
-    """
-    cause = exc.__cause__ if isinstance(exc, BackendUnavailable) else exc
-    if isinstance(cause, elasticsearch.UnsupportedProductError):
-        return False
-    if isinstance(cause, elastic_transport.ApiError):
-        return cause.meta.status == 429 or cause.meta.status >= 500
-    return isinstance(cause, elastic_transport.TransportError)
-
-
-def retrying(action: str, call: Callable[[], T], retries: int, wait_ms: int) -> T:
-    """`call` under `translate_errors`, retried `retries` times on transient failures, waiting `wait_ms`
-    (doubled after each attempt) in between; then the last `BackendUnavailable` is raised (-> 503).
-
-    Safe for every call of this backend: reads are idempotent, appends use deterministic ids (a retried bulk
-    finds its earlier items as duplicates) and stream creation uses ``op_type=create``.
-    """
-    delay = wait_ms / 1000
-    for attempt in range(retries + 1):
-        try:
-            with translate_errors(action):
-                return call()
-        except BackendUnavailable as exc:
-            if attempt == retries or not transient(exc):
-                raise
-            log.warning("elasticsearch %s: %s; retrying in %.1fs (%d of %d)", action, exc, delay, attempt + 1,
-                        retries)
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # -- the backend -------------------------------------------------------------------------------------
@@ -155,6 +103,10 @@ class ElasticsearchBackend(Backend):
     def _call(self, action: str, call: Callable[[], T]) -> T:
         """`call` with this backend's bounded retries and backoff (`retrying`)."""
         return retrying(action, call, self.settings.retries, self.settings.retry_wait_ms)
+
+    def _search(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        """A search for a query: retried, and stopped at the query's deadline (`bounded_search`)."""
+        return bounded_search(self._es(), action, request, self.settings.retries, self.settings.retry_wait_ms)
 
     @staticmethod
     def _version(client: elasticsearch.Elasticsearch) -> tuple[int, int]:
@@ -309,11 +261,10 @@ class ElasticsearchBackend(Backend):
 
     def scan(self, query: Query) -> Iterator[tuple[int, Event]]:
         """``(seq, event)`` of the matching events, paged with ``search_after`` in insertion order."""
-        es = self._es()
         after: list[Any] | None = None
         while True:
             kwargs: dict[str, Any] = {"search_after": after} if after is not None else {}
-            response = self._call("scan", lambda kwargs=kwargs: es.search(
+            response = self._search("scan", dict(
                 index=self.settings.events_index, routing=query.tenant, query=query_filter_dsl(query),
                 size=SCAN_BATCH, track_total_hits=False, sort=[{"seq": {"order": "asc"}}, {"uid": {"order": "asc"}}],
                 **kwargs))
@@ -327,9 +278,8 @@ class ElasticsearchBackend(Backend):
     def answer(self, query: Query) -> QueryResult:
         """Translate, search (routed to the tenant's shard) and translate back."""
         request = search_request(query, self.settings.events_index)
-        es = self._es()
         try:
-            response = self._call("query", lambda: es.search(**request))
+            response = self._search("query", request)
         except StorageError as exc:
             cause = exc.__cause__
             if isinstance(cause, elasticsearch.BadRequestError):

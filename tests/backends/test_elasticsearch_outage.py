@@ -20,6 +20,8 @@ from support import CLI, api_key, base_config, free_port, write_config
 
 from backends.elasticsearch import ElasticsearchBackend
 from gateway.events import Event, Stream
+from gateway.query import Aggregation, Query
+from gateway.query.deadline import QueryTimeout, query_deadline
 from gateway.storage import BackendUnavailable, StorageError
 
 WAIT_MS = 50
@@ -216,3 +218,28 @@ def test_tls_options_on_a_plain_http_url_stop_start_up(option: dict[str, Any]) -
     with pytest.raises(ValueError, match=r"need an elasticsearch\+https:// URL"):
         ElasticsearchBackend("elasticsearch://127.0.0.1:9200", option)
     ElasticsearchBackend("elasticsearch+https://127.0.0.1:9200", option)  # fine over https
+
+
+@pytest.mark.parametrize("how", ["query", "scan"])
+def test_a_slow_search_stops_at_the_query_deadline(how: str) -> None:
+    with fake_cluster() as (cluster, port):
+        store = _backend(port, request_timeout=30)
+        store.query_timeout = 0.5
+        try:
+            _ready(cluster, store)
+            cluster.search_delay = 5.0
+            began = time.monotonic()
+            with pytest.raises(QueryTimeout, match="storage.query_timeout"):
+                if how == "query":
+                    store.query(Query(tenant="acme", plugin="p", streams=("s",), aggregations=(
+                        Aggregation("n", "terms", field="data.n"),)))
+                else:  # a query the backend cannot answer natively: the core evaluator reads a scan
+                    with query_deadline(store.query_timeout):
+                        list(store.scan(Query(tenant="acme", plugin="p", streams=("s",))))
+            waited = time.monotonic() - began
+            assert waited < 2.0, f"waited {waited:.1f}s for a search past its 0.5 s deadline"
+            searches = [body for method, path, body in cluster.bodies if path.endswith("_search")]
+            assert searches and all(body.get("timeout", "").endswith("ms") for body in searches[-1:]), searches
+        finally:
+            cluster.search_delay = 0.0
+            store.close()
