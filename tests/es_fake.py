@@ -9,7 +9,8 @@ and keeps catalog documents and bulk-created events in memory.
 
 Control: `fail_with` (a list of statuses answered, one per request, before normal answers resume), `down`
 (every request answers `down_status`), `lose_bulk_answers` (that many bulks are written, then answered
-503), `search_delay` (seconds every ``_search`` waits before answering), `requests` (method, path, monotonic arrival time of each request), `bodies` (the JSON bodies sent).
+503), `search_delay` (seconds every ``_search`` waits before answering), `requests` (method, path,
+monotonic arrival time of each request), `bodies` (the JSON bodies sent).
 """
 
 from __future__ import annotations
@@ -72,13 +73,16 @@ def _handler(cluster: FakeCluster) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: int, body: Any = None) -> None:
             data = b"" if body is None else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("X-Elastic-Product", "Elasticsearch")
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("X-Elastic-Product", "Elasticsearch")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a timeout test)
+                self.close_connection = True
 
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -233,19 +233,32 @@ class ElasticsearchBackend(Backend):
         unique: dict[str, Event] = {}
         for event in events:
             unique.setdefault(event_doc_id(event), event)
-        batch = list(unique.values())
-        operations = bulk_operations(batch, self.settings.events_index, self.next_seqs(len(batch)))
-        # a retried bulk finds the items an earlier attempt wrote as duplicates (deterministic ids)
-        response = self._call("append", lambda: es.bulk(operations=operations, **self._refresh_kwargs()))
-        outcome = parse_bulk_response(response)
-        if outcome.failures:
-            self._compensate(es, [(doc_id, unique[doc_id].tenant) for doc_id in outcome.created])
-            first = outcome.failures[0]
-            error = first.get("error") or {}
-            message = (f"elasticsearch rejected {len(outcome.failures)} event(s) of the batch, which was "
-                       f"rolled back: {first.get('status')} {error.get('type')}: {error.get('reason')}")
-            raise BackendUnavailable(message) if outcome.transient else StorageError(message)
-        return len(outcome.created)
+        pending = list(unique.values())
+        created: list[str] = []
+        delay = self.settings.retry_wait_ms / 1000
+        for attempt in range(self.settings.retries + 1):
+            operations = bulk_operations(pending, self.settings.events_index, self.next_seqs(len(pending)))
+            # a retried bulk finds the items an earlier attempt wrote as duplicates (deterministic ids)
+            response = self._call("append", lambda ops=operations: es.bulk(operations=ops, **self._refresh_kwargs()))
+            outcome = parse_bulk_response(response)
+            created += outcome.created
+            if not outcome.failures:
+                return len(created)
+            if not outcome.transient or attempt == self.settings.retries:
+                break
+            # items the cluster had no room for (429, 5xx): send those again, the batch stays one unit
+            failed = {failure.get("_id") for failure in outcome.failures}
+            pending = [event for doc_id, event in unique.items() if doc_id in failed]
+            log.warning("elasticsearch append: %d item(s) rejected for load; retrying them in %.1fs (%d of %d)",
+                        len(pending), delay, attempt + 1, self.settings.retries)
+            time.sleep(delay)
+            delay *= 2
+        self._compensate(es, [(doc_id, unique[doc_id].tenant) for doc_id in created])
+        first = outcome.failures[0]
+        error = first.get("error") or {}
+        message = (f"elasticsearch rejected {len(outcome.failures)} event(s) of the batch, which was "
+                   f"rolled back: {first.get('status')} {error.get('type')}: {error.get('reason')}")
+        raise BackendUnavailable(message) if outcome.transient else StorageError(message)
 
     def _compensate(self, es: elasticsearch.Elasticsearch, created: list[tuple[str, str]]) -> None:
         """Delete the events this failed batch created (best effort: a failure here is re-raised)."""

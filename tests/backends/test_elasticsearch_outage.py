@@ -229,7 +229,7 @@ def test_a_slow_search_stops_at_the_query_deadline(how: str) -> None:
             _ready(cluster, store)
             cluster.search_delay = 5.0
             began = time.monotonic()
-            with pytest.raises(QueryTimeout, match="storage.query_timeout"):
+            with pytest.raises(QueryTimeout, match=r"storage\.query_timeout"):
                 if how == "query":
                     store.query(Query(tenant="acme", plugin="p", streams=("s",), aggregations=(
                         Aggregation("n", "terms", field="data.n"),)))

@@ -844,15 +844,43 @@ def test_append_rolls_back_created_items_when_one_fails() -> None:
     assert rollback["refresh"] is True
 
 
-def test_append_overloaded_cluster_is_unavailable_after_rollback() -> None:
+def _rejected(e: Event) -> dict[str, Any]:
+    return {"create": {"_index": INDEX, "_id": event_doc_id(e), "status": 429,
+                       "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}}
+
+
+def test_append_overloaded_cluster_is_unavailable_after_retries() -> None:
     e1 = event()
-    rejected = {"create": {"_index": INDEX, "_id": event_doc_id(e1), "status": 429,
-                           "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}}
-    client = FakeClient({stream_doc_id("acme", "elastic_analytics", "clicks")}, [{"errors": True,
-                                                                                  "items": [rejected]}])
+    client = FakeClient({stream_doc_id("acme", "elastic_analytics", "clicks")},
+                        [{"errors": True, "items": [_rejected(e1)]} for _ in range(3)])
+    with pytest.raises(BackendUnavailable, match="429 es_rejected_execution_exception"):
+        fake_backend(client, retries=2, retry_wait_ms=1).append([e1])
+    assert len(client.bulk_calls) == 3  # first try and two retries; nothing was created, nothing to roll back
+
+
+def test_append_retries_only_the_items_rejected_for_load() -> None:
+    e1, e2, e3 = event(), event(id="e2"), event(id="e3")
+    client = FakeClient({stream_doc_id("acme", "elastic_analytics", "clicks")}, [
+        {"errors": True, "items": [*created(e1)["items"], _rejected(e2), *created(e3)["items"]]},
+        created(e2),
+    ])
+    assert fake_backend(client, retries=2, retry_wait_ms=1).append([e1, e2, e3]) == 3
+    assert len(client.bulk_calls) == 2
+    retried = [op["create"]["_id"] for op in client.bulk_calls[1]["operations"] if "create" in op]
+    assert retried == [event_doc_id(e2)]
+
+
+def test_append_rolls_back_every_attempt_when_the_retries_run_out() -> None:
+    e1, e2 = event(), event(id="e2")
+    client = FakeClient({stream_doc_id("acme", "elastic_analytics", "clicks")}, [
+        {"errors": True, "items": [*created(e1)["items"], _rejected(e2)]},
+        {"errors": True, "items": [_rejected(e2)]},
+        {"errors": False, "items": []},  # the rollback
+    ])
     with pytest.raises(BackendUnavailable):
-        fake_backend(client).append([e1])
-    assert len(client.bulk_calls) == 1  # nothing was created, nothing to roll back
+        fake_backend(client, retries=1, retry_wait_ms=1).append([e1, e2])
+    rollback = client.bulk_calls[2]
+    assert rollback["operations"] == [{"delete": {"_index": INDEX, "_id": event_doc_id(e1), "routing": "acme"}}]
 
 
 def test_create_stream_conflict_is_stream_exists() -> None:
