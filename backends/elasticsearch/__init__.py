@@ -24,8 +24,11 @@ Outages
     wait, are off); then `BackendUnavailable` is raised, which the APIs answer with 503 in the vendor's
     format and ``Retry-After``. Nothing is kept broken: the next request tries the cluster afresh, so the
     gateway recovers by itself. Every call is safe to retry (reads; bulk creates with deterministic ids,
-    whose earlier items come back as duplicates; catalog creates with ``op_type=create``). Item-level
-    rejections inside a ``_bulk`` (429 per item) are rolled back and answered 503 without a retry.
+    whose earlier items come back as duplicates; catalog creates with ``op_type=create``). Items a
+    ``_bulk`` rejects for load (429 or 5xx per item) are sent again with the same backoff; when the
+    retries run out, the items the batch created are deleted again and the request gets 503. Searches
+    made for a query stop at the ``storage.query_timeout`` deadline (search ``timeout`` and request
+    timeout set to the time left; a timed-out search is a 503, never partial results).
 
 Indices
     ``{prefix}-streams`` is the stream catalog: one document per stream, id = urlsafe SHA-256 key of
