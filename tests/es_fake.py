@@ -9,8 +9,9 @@ and keeps catalog documents and bulk-created events in memory.
 
 Control: `fail_with` (a list of statuses answered, one per request, before normal answers resume), `down`
 (every request answers `down_status`), `lose_bulk_answers` (that many bulks are written, then answered
-503), `search_delay` (seconds every ``_search`` waits before answering), `requests` (method, path,
-monotonic arrival time of each request), `bodies` (the JSON bodies sent).
+503), `lose_create_answers` (the same for catalog creates), `search_delay` (seconds every ``_search``
+waits before answering), `requests` (method, path, monotonic arrival time of each request), `bodies` (the
+JSON bodies sent).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class FakeCluster:
         self.docs: dict[tuple[str, str], dict[str, Any]] = {}  # (index, id) -> source
         self.events: dict[str, dict[str, Any]] = {}  # bulk-created events by id
         self.lose_bulk_answers = 0  # bulks written, then answered 503 (a lost acknowledgement)
+        self.lose_create_answers = 0  # catalog creates written, then answered 503 (a lost acknowledgement)
         self.search_delay = 0.0  # seconds each _search waits before answering (a slow cluster)
 
     def failure(self) -> int | None:
@@ -124,6 +126,11 @@ def _handler(cluster: FakeCluster) -> type[BaseHTTPRequestHandler]:
                 if exists:
                     return self._send(409, {"error": {"type": "version_conflict_engine_exception",
                                                       "reason": "document already exists"}, "status": 409})
+                with cluster.lock:
+                    lost = cluster.lose_create_answers > 0
+                    cluster.lose_create_answers -= lost
+                if lost:
+                    return self._send(503, _error(503))
                 return self._send(201, {"_index": parts[0], "_id": parts[2], "result": "created"})
             if len(parts) == 3 and parts[1] == "_doc" and self.command == "GET":
                 with cluster.lock:

@@ -135,16 +135,29 @@ class ElasticsearchBackend(Backend):
 
     # -- catalog ---------------------------------------------------------------------------------
     def create_stream(self, stream: Stream) -> Stream:
-        """Create the catalog document with ``op_type=create``: a 409 means the stream exists."""
+        """Create the catalog document with ``op_type=create``: a 409 means the stream exists, unless an
+        earlier attempt of this call wrote that very document and only its answer was lost."""
         es = self._es()
         doc_id = stream_doc_id(stream.tenant, stream.plugin, stream.name)
+        document = stream_document(stream)
+        attempts = 0
+
+        def create() -> Any:
+            nonlocal attempts
+            attempts += 1
+            return es.create(index=self.settings.streams_index, id=doc_id, document=document, refresh=True)
+
         try:
-            self._call("create stream", lambda: es.create(index=self.settings.streams_index, id=doc_id,
-                                                          document=stream_document(stream), refresh=True))
+            self._call("create stream", create)
         except StorageError as exc:
-            if isinstance(exc.__cause__, elasticsearch.ConflictError):
-                raise StreamExists(f"stream [{stream.name}] already exists") from exc.__cause__
-            raise
+            if not isinstance(exc.__cause__, elasticsearch.ConflictError):
+                raise
+            if attempts > 1:  # same creation time (ms) and schema: our own write, not another creator's
+                stored = self._call("get stream", lambda: es.options(ignore_status=404).get(
+                    index=self.settings.streams_index, id=doc_id))
+                if stored.get("found") and stored["_source"] == document:
+                    return stream
+            raise StreamExists(f"stream [{stream.name}] already exists") from exc.__cause__
         return stream
 
     def get_stream(self, tenant: str, plugin: str, name: str) -> Stream | None:

@@ -22,7 +22,7 @@ from backends.elasticsearch import ElasticsearchBackend
 from gateway.events import Event, Stream
 from gateway.query import Aggregation, Query
 from gateway.query.deadline import QueryTimeout, query_deadline
-from gateway.storage import BackendUnavailable, StorageError
+from gateway.storage import BackendUnavailable, StorageError, StreamExists
 
 WAIT_MS = 50
 
@@ -242,4 +242,18 @@ def test_a_slow_search_stops_at_the_query_deadline(how: str) -> None:
             assert searches and all(body.get("timeout", "").endswith("ms") for body in searches[-1:]), searches
         finally:
             cluster.search_delay = 0.0
+            store.close()
+
+
+def test_a_stream_created_by_an_attempt_whose_answer_was_lost_is_created_not_a_conflict() -> None:
+    with fake_cluster() as (cluster, port):
+        store = _backend(port)
+        try:
+            cluster.lose_create_answers = 1  # written, then 503: the retry meets its own document
+            stream = Stream(tenant="acme", plugin="p", name="s")
+            assert store.create_stream(stream) == stream
+            assert len(cluster.attempts("PUT", "/_create/")) == 2
+            with pytest.raises(StreamExists):  # a real second creation still conflicts
+                store.create_stream(Stream(tenant="acme", plugin="p", name="s"))
+        finally:
             store.close()
