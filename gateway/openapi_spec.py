@@ -63,6 +63,25 @@ def build_document(app: Flask) -> dict[str, Any]:
     return builder.spec.to_dict()
 
 
+def custom_field_schema(converter: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
+    """What a plugin's own marshmallow field accepts: its ``openapi()`` method's JSON Schema.
+
+    apispec knows marshmallow's field classes only and shows a field of any other class as ``{}`` (anything);
+    a plugin's field class (a strict integer, a proto3 scalar, "a string or an array of strings") says what it
+    accepts by defining ``openapi(self) -> dict``. A field that allows null also accepts ``null``.
+    """
+    describe = getattr(field, "openapi", None)
+    if not callable(describe):
+        return {}
+    schema = dict(describe())
+    if field.allow_none:
+        if isinstance(schema.get("type"), str):
+            schema["type"] = [schema["type"], "null"]
+        elif "oneOf" in schema:
+            schema["oneOf"] = [*schema["oneOf"], {"type": "null"}]
+    return schema
+
+
 class _Builder:
     """One apispec document being filled in, API by API."""
 
@@ -72,13 +91,16 @@ class _Builder:
         self.current = GATEWAY_TAG
         self.schemes: dict[str, Mapping[str, Any]] = {}
         self.operation_ids: set[str] = set()
+        marshmallow_plugin = MarshmallowPlugin(schema_name_resolver=self._schema_name)
         self.spec = APISpec(
             title="Event Gateway", version=__version__, openapi_version="3.1.0",
-            plugins=[MarshmallowPlugin(schema_name_resolver=self._schema_name)],
+            plugins=[marshmallow_plugin],
             info={"description": "One self-hosted service speaking the analytics-event APIs of several vendors. "
                                  "Each API answers in its vendor's own format; credentials are configured "
                                  "([[credentials]] or `event-gateway keys new`)."},
         )
+
+        marshmallow_plugin.converter.add_attribute_function(custom_field_schema)
 
     def _schema_name(self, schema: Any) -> str:
         cls = schema if isinstance(schema, type) else type(schema)

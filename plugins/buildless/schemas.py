@@ -93,6 +93,11 @@ class ProtoField(fields.Field):
 class Text(ProtoField):
     """A proto3 ``string`` with the protocol's rules: length in characters, RE2-style pattern, URI."""
 
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``)."""
+        return {"type": "string", **({"maxLength": self.max_len} if self.max_len is not None else {}),
+                **({"pattern": self.pattern} if self.pattern else {}), **({"format": "uri"} if self.uri else {})}
+
     def __init__(self, *, max_len: int | None = None, pattern: str | None = None, uri: bool = False,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -130,6 +135,11 @@ def _is_uri(value: str) -> bool:
 class UInt(ProtoField):
     """A proto3 ``uint32``/``uint64``: a JSON number with an integral value, or a decimal string."""
 
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``)."""
+        return {"oneOf": [{"type": "integer", "minimum": 0, "maximum": self.maximum},
+                          {"type": "string", "pattern": "^[0-9]+$", "description": "a decimal string"}]}
+
     kind = "integer"
 
     def __init__(self, bits: int = 32, *, maximum: int | None = None, **kwargs: Any) -> None:
@@ -163,6 +173,10 @@ class UInt(ProtoField):
 class Bool(ProtoField):
     """A proto3 ``bool``: JSON ``true`` or ``false``."""
 
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``)."""
+        return {"type": "boolean"}
+
     kind = "boolean"
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
@@ -173,6 +187,11 @@ class Bool(ProtoField):
 
 class Enum(ProtoField):
     """A proto3 enum: the value's name or its number; stored by name. Undefined values are refused."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``): a name or a number of the enum."""
+        return {"oneOf": [{"type": "string", "enum": list(self.values)},
+                          {"type": "integer", "enum": list(self.names)}], "title": self.type_name}
 
     kind = "enum"
 
@@ -197,6 +216,10 @@ class Enum(ProtoField):
 
 class Bytes(ProtoField):
     """A proto3 ``bytes``: base64 (standard or URL-safe, padding optional); stored as padded standard base64."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``)."""
+        return {"type": "string", "contentEncoding": "base64"}
 
     kind = "bytes"
 
@@ -225,6 +248,10 @@ class Bytes(ProtoField):
 class Double(ProtoField):
     """A proto3 ``double``: a JSON number or a numeric string; must be finite."""
 
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``): a number or a numeric string."""
+        return {"oneOf": [{"type": "number"}, {"type": "string", "pattern": _JSON_NUMBER.pattern}]}
+
     kind = "number"
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
@@ -244,6 +271,10 @@ class Double(ProtoField):
 
 class AnyData(ProtoField):
     """``google.protobuf.Any`` in proto3 JSON: ``{"@type": "<type URL>", ...fields}`` (``{}`` is an empty Any)."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``)."""
+        return {"type": "object", "properties": {"@type": {"type": "string"}}, "additionalProperties": True}
 
     kind = "any"
 

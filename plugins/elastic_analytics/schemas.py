@@ -119,6 +119,11 @@ class ResultsSchema(_Strict):
 class FiltersField(fields.Field):
     """``{"brand": "elastic", "tags": ["a", "b"]}`` -> every value an array of strings."""
 
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``): each value a string or strings."""
+        return {"type": "object", "additionalProperties": {
+            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}}
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, list[str]]:
         if not isinstance(value, dict):
             raise ValidationError(TYPE)

@@ -83,6 +83,10 @@ def _messages(**extra: str) -> dict[str, str]:
 class Text(fields.Field):
     """A JSON string; with `blank` False, not empty or whitespace only."""
 
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``)."""
+        return {"type": "string"} if self.blank else {"type": "string", "pattern": r"\S"}
+
     def __init__(self, *, blank: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("error_messages", _messages(invalid=STRING, blank=BLANK))
         super().__init__(**kwargs)
@@ -99,6 +103,10 @@ class Text(fields.Field):
 class Boolean(fields.Field):
     """A JSON ``true`` or ``false`` (no strings, no numbers)."""
 
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``)."""
+        return {"type": "boolean"}
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(error_messages=_messages(invalid=BOOLEAN), **kwargs)
 
@@ -110,6 +118,10 @@ class Boolean(fields.Field):
 
 class Integer(fields.Field):
     """A JSON integer in [minimum, maximum] (``true``, ``1.0`` and ``"1"`` are refused)."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``)."""
+        return {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
 
     def __init__(self, minimum: int, maximum: int, **kwargs: Any) -> None:
         message = f"{FIELD} must be an integer between {minimum} and {maximum}"
@@ -127,6 +139,12 @@ class Strings(fields.Field):
 
     With `max_items`, a longer array is refused with a message giving its length and the limit.
     """
+
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``): one string or an array of them."""
+        array = {"type": "array", "items": {"type": "string"},
+                 **({"maxItems": self.max_items} if self.max_items is not None else {})}
+        return {"oneOf": [{"type": "string"}, array]}
 
     def __init__(self, *, max_items: int | None = None, **kwargs: Any) -> None:
         super().__init__(allow_none=True, error_messages=_messages(invalid=STRINGS), **kwargs)
@@ -146,6 +164,10 @@ class Strings(fields.Field):
 class Date(fields.Field):
     """A request date in one of the three documented formats, as a `Moment`."""
 
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``)."""
+        return {"type": "string", "pattern": f"^{_DATE_RE.pattern}$", "description": DATE_FORMATS_TEXT}
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(error_messages=_messages(invalid=DATE, calendar=BAD_DATE), **kwargs)
 
@@ -160,6 +182,11 @@ class Date(fields.Field):
 
 class Choice(fields.Field):
     """A string among `choices`, compared case-insensitively; gives the canonical spelling."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``): the choices, in any case."""
+        return {"type": "string", "enum": list(dict.fromkeys(self.choices.values())),
+                "description": "case-insensitive"}
 
     def __init__(self, choices: dict[str, str], **kwargs: Any) -> None:
         listed = " or ".join(dict.fromkeys(choices.values()))

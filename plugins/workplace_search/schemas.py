@@ -48,6 +48,10 @@ def _text(name: str, *, required: bool = True) -> fields.String:
 class StrictInteger(fields.Field):
     """A JSON integer greater than or equal to `minimum` (no booleans, floats or numeric strings)."""
 
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``)."""
+        return {"type": "integer", "minimum": self.minimum}
+
     def __init__(self, name: str, minimum: int, **kwargs: Any) -> None:
         message = f"{name} must be an integer greater than or equal to {minimum}"
         super().__init__(required=True, error_messages={"invalid": message, "required": _required(name),
@@ -62,6 +66,10 @@ class StrictInteger(fields.Field):
 
 class Score(fields.Field):
     """Exactly the integer ``1`` or ``-1`` (``true`` is not 1, ``1.0`` is not an integer)."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The JSON Schema this field accepts (for ``/openapi.json``)."""
+        return {"type": "integer", "enum": [1, -1]}
 
     default_error_messages = {"invalid": "score must be 1 or -1"}
 

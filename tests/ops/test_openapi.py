@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,32 @@ def _document(app: Any) -> dict[str, Any]:
 @pytest.fixture
 def every_api(tmp_path: Path) -> Any:
     return create_app(every_api_config(tmp_path, storage={"url": "memory://"}))
+
+
+def _properties(node: Any, where: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, schema) of every object property anywhere in the document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict):
+                yield from ((f"{where}/{name}", schema) for name, schema in value.items())
+            yield from _properties(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _properties(value, f"{where}[{index}]")
+
+
+def test_every_request_field_says_what_it_accepts(every_api: Any) -> None:
+    """A plugin's own marshmallow field classes describe themselves (`openapi()`), never as ``{}``."""
+    doc = _document(every_api)
+    blank = [where for where, schema in _properties(doc) if schema == {}]
+    assert not blank, blank
+    schemas = doc["components"]["schemas"]
+    assert schemas["workplace_search.AnalyticsEvent"]["properties"]["score"] == {
+        "type": ["integer", "null"], "enum": [1, -1]}
+    paging = schemas["fluid_topics.Paging"]["properties"]["perPage"]
+    assert paging["type"] == "integer" and paging["minimum"] >= 1
+    version = schemas["buildless.VersionInfo"]["properties"]["major"]
+    assert {"type": "integer", "minimum": 0, "maximum": 2**32 - 1} in version["oneOf"]
 
 
 def test_the_description_is_valid_openapi_31_and_lists_every_route_of_every_api(every_api: Any) -> None:
