@@ -41,9 +41,10 @@ def _environ() -> dict[str, Any]:
         builder.close()
 
 
-def _call(app: Any, base: dict[str, Any]) -> str:
+def _call(app: Any, base: dict[str, Any], body: bytes = BODY) -> str:
+    """One WSGI call of `app` with the prebuilt environ and `body`; returns the status line."""
     environ = dict(base)
-    environ["wsgi.input"] = io.BytesIO(BODY)
+    environ["wsgi.input"] = io.BytesIO(body)
     status: list[str] = []
     chunks = app(environ, lambda s, h, exc_info=None: status.append(s))
     for _ in chunks:

@@ -45,6 +45,7 @@ from .schema import (
     INSERT_STREAM,
     MIGRATIONS,
     TOMBSTONE,
+    WRITER_PRAGMAS,
     is_unavailable,
     parse_url,
 )
@@ -92,6 +93,7 @@ class SQLiteBackend(Backend):
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"storage.options.synchronous: expected full, normal or extra, got {self.synchronous!r}")
         self._probes = itertools.count(int(time.time()))
+        self._writer_conn: sqlite3.Connection | None = None  # the connection WRITER_PRAGMAS were set on
         self._committer = GroupCommitter(self._commit_batches,
                                          lock_path=None if self.memory else f"{self.path}-writelock")
         if self.memory:
@@ -369,6 +371,10 @@ class SQLiteBackend(Backend):
         results: list[Any] = []
         alone = len(batches) == 1
         with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
+            if conn is not self._writer_conn and not self.memory:
+                for pragma in WRITER_PRAGMAS:  # connection settings: allowed inside the transaction
+                    conn.execute(pragma)
+                self._writer_conn = conn
             for rows, streams in batches:
                 if not rows and not streams:  # a write probe: the smallest real write (the header page)
                     conn.execute(f"PRAGMA user_version = {next(self._probes) % 2**31}")

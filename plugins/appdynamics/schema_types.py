@@ -231,8 +231,13 @@ def coerce_value(kind: str, value: Any) -> Any:
         got = repr(value) if isinstance(value, float) else _kind(value)
         raise ValueError(f"expected an integer, got {got}")
     if kind == "float":
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond the largest double
+                raise ValueError("number out of the range of a double") from None
+            if math.isfinite(number):
+                return number
         raise ValueError(f"expected a number, got {_kind(value)}")
     if kind == "boolean":
         if isinstance(value, bool):
@@ -260,25 +265,32 @@ def validate_events(body: Any, schema: Mapping[str, str], pickup_ms: int) -> lis
     to it. The first problem raises :class:`EventError` naming the event's index and the field."""
     if not isinstance(body, list):
         raise EventError(0, None, "the body must be a JSON array of event objects")
-    types = {**schema, **IMPLICIT_FIELDS}
-    stored = []
-    for index, event in enumerate(body):
-        if not isinstance(event, dict):
-            raise EventError(index, None, f"an event must be a JSON object, got {_kind(event)}")
-        flat: dict[str, Any] = {}
-        _flatten(event, "", flat, index, types)
-        out: dict[str, Any] = {}
-        for name, value in flat.items():
-            kind = types.get(name)
-            if kind is None:
-                raise EventError(index, name, "not a field of this schema")
-            if name == "pickupTimestamp" or value is None:
-                continue
-            try:
-                out[name] = coerce_value(kind, value)
-            except ValueError as exc:
-                raise EventError(index, name, f"{kind} field: {exc}") from None
-        out["pickupTimestamp"] = pickup_ms
-        out.setdefault("eventTimestamp", pickup_ms)
-        stored.append(out)
-    return stored
+    types = event_types(schema)
+    return [validate_event(event, index, types, pickup_ms) for index, event in enumerate(body)]
+
+
+def event_types(schema: Mapping[str, str]) -> dict[str, str]:
+    """The types an event is checked against: the schema's fields and the implicit ones."""
+    return {**schema, **IMPLICIT_FIELDS}
+
+
+def validate_event(event: Any, index: int, types: Mapping[str, str], pickup_ms: int) -> dict[str, Any]:
+    """One event of a publish body (at `index`) -> its stored flat dict (see `validate_events`)."""
+    if not isinstance(event, dict):
+        raise EventError(index, None, f"an event must be a JSON object, got {_kind(event)}")
+    flat: dict[str, Any] = {}
+    _flatten(event, "", flat, index, types)
+    out: dict[str, Any] = {}
+    for name, value in flat.items():
+        kind = types.get(name)
+        if kind is None:
+            raise EventError(index, name, "not a field of this schema")
+        if name == "pickupTimestamp" or value is None:
+            continue
+        try:
+            out[name] = coerce_value(kind, value)
+        except ValueError as exc:
+            raise EventError(index, name, f"{kind} field: {exc}") from None
+    out["pickupTimestamp"] = pickup_ms
+    out.setdefault("eventTimestamp", pickup_ms)
+    return out

@@ -13,17 +13,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.api import backend, new_event_id, now_ms, store_events
+from gateway.api import backend, now_ms, store_events
 from gateway.events import Stream
 from gateway.storage import SchemaConflict, StreamExists, StreamNotFound
 
-from . import storage
+from . import publishing, storage
 from .adql import AdqlError, parse
 from .adql.semantics import Analysis, analyze
 from .engine import run_query
 from .errors import AppdError
 from .results import check_scrollable, output_columns
-from .schema_types import EventError, SchemaError, check_schema_name, validate_create_body, validate_events
+from .schema_types import EventError, SchemaError, check_schema_name, validate_create_body
 from .timeparams import ParamError, QuerySpec, RequestParams, parse_query_body, request_params
 
 PLUGIN = storage.PLUGIN
@@ -119,11 +119,10 @@ def publish(tenant: str, name: str, body: Any) -> int:
     if not body:
         return 0
     try:
-        validated = validate_events(body, storage.logical_schema(stream), now_ms())
+        events = publishing.to_events(tenant, name, stream, body, now_ms())
     except EventError as exc:
         extra = {"index": exc.index}
         raise AppdError(400, "Invalid.Event", str(exc), field=exc.field, extra=extra) from None
-    events = storage.to_events(tenant, name, stream, validated, new_event_id)
     try:
         store_events(events)
     except StreamNotFound:  # deleted meanwhile: nothing was stored

@@ -11,10 +11,10 @@ section ``appdynamics``, "Storage"). The engine resolves ADQL names with `field_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from gateway.events import Event, FieldSpec, Stream
+from gateway.events import FieldSpec, Stream
 
 from .schema_types import MAX_FIELDS, SchemaError, apply_patch
 
@@ -105,7 +105,7 @@ def _check_size(body: Any) -> None:
 
 def nest(flat: Mapping[str, Any], paths: Mapping[str, str | tuple[str, ...]]) -> dict[str, Any]:
     """A validated event's user fields (by field name) as ``data`` nested by stored path segments. `paths` maps
-    names to dotted paths or to their segments (split once per request by `to_events`)."""
+    names to dotted paths or to their segments (split once per request by `publishing.to_events`)."""
     data: dict[str, Any] = {}
     for name, value in flat.items():
         if name in IMPLICIT:
@@ -120,12 +120,3 @@ def nest(flat: Mapping[str, Any], paths: Mapping[str, str | tuple[str, ...]]) ->
             node = node.setdefault(part, {})
         node[segments[-1]] = value
     return data
-
-
-def to_events(tenant: str, schema_name: str, stream: Stream, validated: Sequence[Mapping[str, Any]],
-              new_id: Callable[[], str]) -> list[Event]:
-    """Core events of validated events (`schema_types.validate_events` output)."""
-    paths = {name: tuple(path.split(".")) for name, path in field_paths(stream).items()}
-    return [Event(tenant=tenant, plugin=PLUGIN, stream=schema_name, type=schema_name, data=nest(flat, paths),
-                  timestamp=flat["eventTimestamp"], received_at=flat["pickupTimestamp"], id=new_id())
-            for flat in validated]

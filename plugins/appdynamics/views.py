@@ -9,6 +9,7 @@ against the per-account-and-event-type search quota (`gateway.api.count_quota`),
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
+from typing import Any
 
 from flask import Blueprint, Response, request
 
@@ -25,14 +26,17 @@ PUBLISH_ROUTE = "/events/publish/<name>"
 QUERY_ROUTE = "/events/query"
 
 
-def _granted(action: str, name: str, *, body: bool = False) -> str:
-    """The caller's tenant, after the Accept check, the grant ``appdynamics:<action>:<name>`` and, for a
-    route taking a body, its Content-Type."""
+def _schema_request(action: str, name: str, body: tuple[type | tuple[type, ...], str] | None = None
+                    ) -> tuple[str, str, Any]:
+    """``(tenant, schema name, JSON body)`` of a ``/events/schema|publish/{name}`` request, checked in the module's
+    order: Accept (406), the grant ``appdynamics:<action>:<name>`` (403), then the schema name (400) and, for a
+    route taking a body (`body` = the expected JSON type and how a 400 words it), Content-Type (415) and body."""
     check_accept()
     tenant = require_grant(action, name).tenant
-    if body:
+    if body is not None:
         check_content_type()
-    return tenant
+    name = service.schema_name(name)
+    return tenant, name, None if body is None else read_json_body(*body)
 
 
 @blueprint.post(SCHEMA_ROUTE)
@@ -40,9 +44,8 @@ def _granted(action: str, name: str, *, body: bool = False) -> str:
            responses={201: apidoc.CREATED})
 def create_schema(name: str) -> Response:
     """``{"schema": {field: type}}`` -> 201 (empty body); 409 when the schema exists."""
-    tenant = _granted("schema", name, body=True)
-    name = service.schema_name(name)
-    service.create_schema(tenant, name, read_json_body(dict, 'an object like {"schema": {"field": "string"}}'))
+    tenant, name, body = _schema_request("schema", name, (dict, 'an object like {"schema": {"field": "string"}}'))
+    service.create_schema(tenant, name, body)
     return empty_response(201)
 
 
@@ -50,8 +53,8 @@ def create_schema(name: str) -> Response:
 @operation(path_params=apidoc.PATH_PARAMS, responses={200: apidoc.SCHEMA_ANSWER})
 def get_schema(name: str) -> Response:
     """``{"schema": {field: type}}`` or 404."""
-    tenant = _granted("schema", name)
-    return appd_response({"schema": service.read_schema(tenant, service.schema_name(name))})
+    tenant, name, _ = _schema_request("schema", name)
+    return appd_response({"schema": service.read_schema(tenant, name)})
 
 
 @blueprint.patch(SCHEMA_ROUTE)
@@ -59,9 +62,8 @@ def get_schema(name: str) -> Response:
            responses={200: apidoc.SCHEMA_ANSWER})
 def patch_schema(name: str) -> Response:
     """``add``/``rename`` (an object or an array of them) -> the complete schema."""
-    tenant = _granted("schema", name, body=True)
-    name = service.schema_name(name)
-    body = read_json_body((dict, list), 'an object like {"add": {...}, "rename": {...}} or an array of them')
+    tenant, name, body = _schema_request("schema", name, ((dict, list), 'an object like {"add": {...}, '
+                                                                         '"rename": {...}} or an array of them'))
     return appd_response({"schema": service.update_schema(tenant, name, body)})
 
 
@@ -69,8 +71,8 @@ def patch_schema(name: str) -> Response:
 @operation(path_params=apidoc.PATH_PARAMS, responses={200: apidoc.DONE})
 def delete_schema(name: str) -> Response:
     """Delete the schema and its events -> 200 (empty body)."""
-    tenant = _granted("schema", name)
-    service.delete_schema(tenant, service.schema_name(name))
+    tenant, name, _ = _schema_request("schema", name)
+    service.delete_schema(tenant, name)
     return empty_response(200)
 
 
@@ -79,9 +81,7 @@ def delete_schema(name: str) -> Response:
            responses={200: apidoc.PUBLISHED})
 def publish(name: str) -> Response:
     """A JSON array of events, stored all or none -> 200 (empty body)."""
-    tenant = _granted("publish", name, body=True)
-    name = service.schema_name(name)
-    body = read_json_body(list, "a JSON array of event objects")
+    tenant, name, body = _schema_request("publish", name, (list, "a JSON array of event objects"))
     service.publish(tenant, name, body)
     return empty_response(200)
 
