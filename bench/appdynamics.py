@@ -13,6 +13,12 @@ The load has one connection per configured server thread (2 workers x ``threads`
 own concurrency, and enough connections that the kernel's spreading of them over the workers (``SO_REUSEPORT``,
 by hash) is never all-on-one: with 4, 5 of 30 wrk runs put every connection on one worker, leaving the other
 idle. The reference is one sequential writer, as the issue defines it.
+Timestamps (``BENCH_APPD_TIMESTAMPS``): ``pickup`` (default) publishes the documents as the vendor's own publish
+example does, without ``eventTimestamp``, so each event is stamped with its pickup time, and the reference
+stores each array with the time of its insert: both time indexes grow at their end, as with live traffic.
+``replayed`` sends the same 1,000 explicit ``eventTimestamp`` values in every array (and the reference the same
+1,000 times): every array then inserts at 1,000 scattered places of the time indexes, which costs both sides
+more as the tables grow (history re-imported over and over; kept to compare with earlier runs).
 
 **query** (SQLite file and memory): 1,000,000 events loaded straight into the backend in the layout the HTTP
 layer stores (``backend.append``), then, in process through `plugins.appdynamics.engine.run_query` (the HTTP
@@ -23,7 +29,8 @@ Target: <= 1 s per query (median of the rounds; the first round, which may build
 
 Environment: BENCH_APPD_PARTS (``publish,query``), BENCH_APPD_EVENTS (1000000), BENCH_APPD_BACKENDS
 (``sqlite,memory``), BENCH_APPD_ROUNDS (5), BENCH_APPD_DURATION (seconds per publish run, 5),
-BENCH_APPD_CONNECTIONS (2 x threads), BENCH_APPD_REF_BATCHES (reference batches per round, 200), BENCH_SERVER_THREADS.
+BENCH_APPD_CONNECTIONS (2 x threads), BENCH_APPD_REF_BATCHES (reference batches per round, 200), BENCH_SERVER_THREADS,
+BENCH_APPD_TIMESTAMPS (``pickup`` or ``replayed``).
 """
 
 from __future__ import annotations
@@ -84,7 +91,15 @@ def settings() -> dict[str, Any]:
         "connections": int(env_number("BENCH_APPD_CONNECTIONS", PUBLISH_WORKERS * threads, minimum=1)),
         "ref_batches": int(env_number("BENCH_APPD_REF_BATCHES", 200, minimum=1)),
         "server_threads": threads,
+        "timestamps": _choice("BENCH_APPD_TIMESTAMPS", ("pickup", "replayed")),
     }
+
+
+def _choice(name: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, allowed[0]).strip()
+    if value not in allowed:
+        raise BenchError(f"{name}: expected one of {', '.join(allowed)}")
+    return value
 
 
 # -- documents --------------------------------------------------------------------------------------
@@ -176,8 +191,9 @@ def _stored(url: str) -> int:
         store.close()
 
 
-def reference_insert(db: Path, docs: list[bytes], batches: int, round_no: int) -> float:
-    """Raw SQLite ``executemany`` of the documents (one transaction per array); returns events/s."""
+def reference_insert(db: Path, docs: list[bytes], batches: int, round_no: int, replayed: bool = True) -> float:
+    """Raw SQLite ``executemany`` of the documents (one transaction per array); returns events/s. Times:
+    `replayed`, the same 1,000 per array; else each array's insert time (as the gateway's pickup time)."""
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -187,6 +203,9 @@ def reference_insert(db: Path, docs: list[bytes], batches: int, round_no: int) -
         rows = [[(f"r{round_no}-{b}-{i}", T0 + i, doc) for i, doc in enumerate(docs)] for b in range(batches)]
         began = time.perf_counter()
         for batch in rows:
+            if not replayed:
+                now = int(time.time() * 1000)
+                batch = [(key, now, doc) for key, _, doc in batch]
             conn.execute("BEGIN")
             conn.executemany("INSERT INTO events (id, ts, doc) VALUES (?, ?, ?)", batch)
             conn.execute("COMMIT")
@@ -200,6 +219,10 @@ def run_publish(cfg: dict[str, Any]) -> dict[str, Any]:
 
     rng = random.Random(7)
     events = [document(i, rng) for i in range(ARRAY)]
+    replayed = cfg["timestamps"] == "replayed"
+    if not replayed:
+        for event in events:
+            del event["eventTimestamp"]
     body = json.dumps(events, separators=(",", ":")).encode()
     docs = [json.dumps(e, separators=(",", ":")) for e in events]
     workers, threads = PUBLISH_WORKERS, cfg["server_threads"]
@@ -212,7 +235,7 @@ def run_publish(cfg: dict[str, Any]) -> dict[str, Any]:
                      connections=cfg["connections"], threads=2)  # warm-up
             rounds = []
             for round_no in range(1, cfg["rounds"] + 1):
-                reference = reference_insert(workdir / "reference.db", docs, cfg["ref_batches"], round_no)
+                reference = reference_insert(workdir / "reference.db", docs, cfg["ref_batches"], round_no, replayed)
                 pids = _children(server.process.pid)
                 cpu_before = {pid: _cpu_s(pid) for pid in pids}
                 before = _stored(url)
@@ -244,7 +267,8 @@ def run_publish(cfg: dict[str, Any]) -> dict[str, Any]:
             server.stop()
     events_s = statistics.median(r["gateway_events_s"] for r in rounds)
     ratio = statistics.median(r["ratio"] for r in rounds)
-    return {"load_generator": tool(), "workers": workers, "threads": threads, "array": ARRAY, "rounds": rounds,
+    return {"load_generator": tool(), "timestamps": cfg["timestamps"],
+            "workers": workers, "threads": threads, "array": ARRAY, "rounds": rounds,
             "gateway_events_s": events_s, "reference_events_s": statistics.median(r["reference_events_s"]
                                                                                   for r in rounds),
             "ratio": ratio, "passed": events_s >= PUBLISH_EVENTS_TARGET and ratio >= PUBLISH_RATIO_TARGET}
@@ -340,7 +364,8 @@ def report(cfg: dict[str, Any], results: dict[str, Any]) -> None:
     if "publish" in results:
         p = results["publish"]
         print(f"appdynamics publish: arrays of {ARRAY} events, SQLite, {p['workers']} workers x {p['threads']} "
-              f"threads, {p['load_generator']}, {cfg['connections']} connections, {cfg['rounds']} rounds")
+              f"threads, {p['load_generator']}, {cfg['connections']} connections, {cfg['rounds']} rounds, "
+              f"{cfg['timestamps']} timestamps")
         print(f"  gateway {p['gateway_events_s']:,.0f} events/s (target >= {PUBLISH_EVENTS_TARGET:,.0f}); "
               f"raw executemany {p['reference_events_s']:,.0f} events/s; ratio {p['ratio']:.3f} "
               f"(target >= {PUBLISH_RATIO_TARGET}) {'PASS' if p['passed'] else 'FAIL'}")
