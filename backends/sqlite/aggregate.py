@@ -27,12 +27,12 @@ def key_spec(c: Compiler, agg: Aggregation, depth: int, fine: bool = False) -> K
     """
     field = agg.source
     if fine and agg.kind == "date_histogram" and agg.interval in ("month", "year") \
-            and not field.startswith("data."):
+            and not c.json_field(field):
         spec = key_spec(c, Aggregation(agg.name, agg.kind, field=field, interval="day"), depth)
         spec.agg, spec.fold = agg, day_folder(agg.interval)
         return spec
     alias = f"k{depth}"
-    if field.startswith("data."):
+    if c.json_field(field):
         join, value = c.values_join(field, alias, numeric=agg.kind == "date_histogram")
         if agg.kind == "terms":
             key = value
@@ -64,7 +64,7 @@ def level_source(c: Compiler, where: str, ctx: Sequence[KeySpec]) -> tuple[str, 
     joins = "".join(f" {spec.join}" for spec in ctx if spec.join)
     conds = [where] + [spec.cond for spec in ctx if spec.cond]
     conds += [f"{spec.expr} IN ({c.bind_list(spec.selected)})" for spec in ctx if spec.selected is not None]
-    return f"events e{joins}", " AND ".join(conds)
+    return f"{c.source}{joins}", " AND ".join(conds)
 
 
 def sql_aggregate(conn: sqlite3.Connection, c: Compiler, where: str, aggs: Sequence[Aggregation],
@@ -81,7 +81,7 @@ def sql_aggregate(conn: sqlite3.Connection, c: Compiler, where: str, aggs: Seque
         out.setdefault(anc, {})[name] = value
 
     simple = [a for a in aggs if a.kind in ("count", "sum", "avg", "min", "max")
-              or (a.kind == "distinct_count" and not (a.field or "").startswith("data."))]
+              or (a.kind == "distinct_count" and not c.json_field(a.field or ""))]
     if simple:
         columns = [col for a in simple for col in c.metric_columns(a)]
         sql = f"SELECT {select_keys}{', '.join(columns)} FROM {source} WHERE {cond}{group}"
@@ -95,14 +95,14 @@ def sql_aggregate(conn: sqlite3.Connection, c: Compiler, where: str, aggs: Seque
                     value = values.pop(0)
                     put(anc, a.name, 0 if value is None and a.kind == "count" else value)
     for a in aggs:
-        if a.kind == "distinct_count" and a.field and a.field.startswith("data."):
+        if a.kind == "distinct_count" and a.field and c.json_field(a.field):
             join, value = c.values_join(a.field, "m", numeric=False)
             sql = f"SELECT {select_keys}count(DISTINCT {value}) FROM {source} {join} WHERE {cond}{group}"
             for row in conn.execute(sql, c.params):
                 put(tuple(row[:depth]), a.name, row[depth])
         elif a.kind == "percentiles":
             assert a.field is not None
-            if a.field.startswith("data."):
+            if c.json_field(a.field):
                 join, value = c.values_join(a.field, "m", numeric=True)
             else:
                 expr, kind = c.column(a.field)

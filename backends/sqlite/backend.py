@@ -35,6 +35,7 @@ from gateway.storage import (
     schema_to_json,
 )
 
+from . import typed
 from .connections import Connections
 from .group_commit import GroupCommitter
 from .probe import check_files_writable
@@ -42,6 +43,7 @@ from .reader import run_query, scan_rows
 from .schema import (
     DEFAULT_BUSY_TIMEOUT_MS,
     INSERT_EVENT,
+    INSERT_EVENT_SEQ,
     INSERT_STREAM,
     TOMBSTONE,
     parse_url,
@@ -54,10 +56,10 @@ _MISSING_STREAM = "the batch names a stream that does not exist; nothing was sto
 # removed must not make it again with an empty database in it, which would end the outage health reports
 # for the other workers and have them acknowledge into a database the operator did not restore.
 _PREPARED: set[str] = set()
-#: What `append` hands the group committer: the event rows and the streams to create first.
-_Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+#: What `append` hands the group committer: the event rows, the streams to create first, the events' data.
+_Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[Any]]
 #: The batch of a write probe (`probe_write`): no rows, no streams.
-_PROBE: _Batch = ([], [])
+_PROBE: _Batch = ([], [], [])
 
 
 class SQLiteBackend(Connections, Backend):
@@ -84,6 +86,7 @@ class SQLiteBackend(Connections, Backend):
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"storage.options.synchronous: expected full, normal or extra, got {self.synchronous!r}")
         self._probes = itertools.count(int(time.time()))
+        self._typed = typed.Writer()
         self._committer = GroupCommitter(self._commit_batches,
                                          lock_path=None if self.memory else f"{self.path}-writelock")
         if self.memory:
@@ -100,6 +103,7 @@ class SQLiteBackend(Connections, Backend):
                 if self.memory:
                     self._migrate(conn)
                 self._finish_deletes(conn)
+                self._finish_fills(conn)
         except OSError as exc:
             raise BackendUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
 
@@ -132,8 +136,11 @@ class SQLiteBackend(Connections, Backend):
         schema = self._schema_text(stream.schema)
         with self._session() as conn:
             try:
-                conn.execute("INSERT INTO streams (tenant, plugin, name, created_at, schema) VALUES (?, ?, ?, ?, ?)",
-                             (stream.tenant, stream.plugin, stream.name, stream.created_at, schema))
+                with self._transaction(conn, "BEGIN IMMEDIATE"):
+                    sid = conn.execute("INSERT INTO streams (tenant, plugin, name, created_at, schema) "
+                                       "VALUES (?, ?, ?, ?, ?)", (stream.tenant, stream.plugin, stream.name,
+                                                                  stream.created_at, schema)).lastrowid
+                    typed.declare(conn, sid, stream.schema)  # a new stream: nothing to fill
             except sqlite3.IntegrityError as exc:
                 raise StreamExists(f"stream [{stream.name}] already exists") from exc
         return Stream(tenant=stream.tenant, plugin=stream.plugin, name=stream.name,
@@ -155,16 +162,21 @@ class SQLiteBackend(Connections, Backend):
 
     def update_stream_schema(self, tenant: str, plugin: str, name: str, schema: tuple[FieldSpec, ...] | None, *,
                              expected: tuple[FieldSpec, ...] | None) -> Stream:
-        """Replace the schema if it is still `expected`: read and write in one write transaction."""
-        with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
-            row = conn.execute("SELECT tenant, plugin, name, created_at, schema FROM streams "
-                               "WHERE tenant = ? AND plugin = ? AND name = ?", (tenant, plugin, name)).fetchone()
-            if row is None:
-                raise StreamNotFound(f"stream [{name}] does not exist")
-            if self._stream(row).schema != (None if expected is None else tuple(expected)):
-                raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile")
-            conn.execute("UPDATE streams SET schema = ? WHERE tenant = ? AND plugin = ? AND name = ?",
-                         (self._schema_text(schema), tenant, plugin, name))
+        """Replace the schema if it is still `expected`: read and write in one write transaction, with the typed
+        columns it declares (`backends.sqlite.typed`); existing events are then copied into new columns in
+        chunks (each its own transaction), which makes this call take time proportional to the stream."""
+        with self._session() as conn:
+            with self._transaction(conn, "BEGIN IMMEDIATE"):
+                row = conn.execute("SELECT tenant, plugin, name, created_at, schema, id FROM streams "
+                                   "WHERE tenant = ? AND plugin = ? AND name = ?", (tenant, plugin, name)).fetchone()
+                if row is None:
+                    raise StreamNotFound(f"stream [{name}] does not exist")
+                if self._stream(row[:5]).schema != (None if expected is None else tuple(expected)):
+                    raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile")
+                conn.execute("UPDATE streams SET schema = ? WHERE id = ?", (self._schema_text(schema), row[5]))
+                fill = typed.declare(conn, row[5], schema)
+            if fill:
+                self._fill(conn, row[5])
         return Stream(tenant=tenant, plugin=plugin, name=name, created_at=row[3],
                       schema=None if schema is None else tuple(schema))
 
@@ -184,6 +196,7 @@ class SQLiteBackend(Connections, Backend):
                 if row is None:
                     return False
                 conn.execute("UPDATE streams SET tenant = ?, name = ? WHERE id = ?", (TOMBSTONE, str(row[0]), row[0]))
+                typed.drop(conn, row[0])
             self._purge(conn, row[0])
         return True
 
@@ -196,6 +209,18 @@ class SQLiteBackend(Connections, Backend):
                 if deleted < DELETE_CHUNK:
                     conn.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
                     return
+
+    def _fill(self, conn: sqlite3.Connection, stream_id: int) -> None:
+        """Copy a stream's existing events into its typed table, a chunk per write transaction."""
+        more = True
+        while more:
+            with self._transaction(conn, "BEGIN IMMEDIATE"):
+                more = typed.backfill_step(conn, stream_id)
+
+    def _finish_fills(self, conn: sqlite3.Connection) -> None:
+        """Complete typed-table fills a crash interrupted, or that an upgrade of the database declared."""
+        for stream_id in typed.pending(conn):
+            self._fill(conn, stream_id)
 
     def _finish_deletes(self, conn: sqlite3.Connection) -> None:
         """Complete deletes a crash interrupted (tombstones left behind)."""
@@ -220,10 +245,11 @@ class SQLiteBackend(Connections, Backend):
         committed together (`backends.sqlite.group_commit`), each batch in its own savepoint, so one disk
         sync serves several requests and a bad batch never affects another.
         """
-        rows = []
+        rows, datas = [], []
         for event in events:
             rows.append((event.tenant, event.plugin, event.stream, event.id, event.type, event.timestamp,
                          event.received_at, event.user_id, event.session_id, check_event(event)))
+            datas.append(event.data)
         if not rows:
             return 0
         streams: list[tuple[Any, ...]] = []
@@ -231,7 +257,7 @@ class SQLiteBackend(Connections, Backend):
             created_at = now_ms()
             streams = [(*key, created_at) for key in dict.fromkeys(row[:3] for row in rows)]
         try:
-            return self._committer.submit((rows, streams))
+            return self._committer.submit((rows, streams, datas))
         except OSError as exc:  # the writer lock file cannot be opened: the store's directory is gone
             raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
 
@@ -243,7 +269,8 @@ class SQLiteBackend(Connections, Backend):
         results: list[Any] = []
         alone = len(batches) == 1
         with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
-            for rows, streams in batches:
+            layouts = self._typed.refresh(conn)
+            for rows, streams, datas in batches:
                 if not rows and not streams:  # a write probe: the smallest real write (the header page)
                     conn.execute(f"PRAGMA user_version = {next(self._probes) % 2**31}")
                     results.append(0)
@@ -253,11 +280,7 @@ class SQLiteBackend(Connections, Backend):
                 try:
                     if streams:
                         conn.executemany(INSERT_STREAM, streams)
-                    # rowcount, not total_changes: the event_days trigger's writes must not count.
-                    if len(rows) == 1:
-                        added = conn.execute(INSERT_EVENT, rows[0]).rowcount
-                    else:
-                        added = conn.executemany(INSERT_EVENT, rows).rowcount
+                    added = self._insert(conn, rows, datas, layouts)
                 except sqlite3.IntegrityError as exc:
                     if "events.stream_id" not in str(exc):
                         raise
@@ -270,6 +293,21 @@ class SQLiteBackend(Connections, Backend):
                 if not alone:
                     conn.execute("RELEASE batch")
         return results
+
+    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]], datas: list[Any],
+                layouts: Mapping[tuple[str, str, str], typed.Layout]) -> int:
+        """Insert a batch's events (and their typed rows); return how many were new."""
+        # rowcount, not total_changes: the event_days trigger's writes must not count.
+        if not layouts or not any(row[:3] in layouts for row in rows):
+            if len(rows) == 1:
+                return conn.execute(INSERT_EVENT, rows[0]).rowcount
+            return conn.executemany(INSERT_EVENT, rows).rowcount
+        first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
+        added = conn.executemany(INSERT_EVENT_SEQ, [(first + i, *row) for i, row in enumerate(rows)]).rowcount
+        inserted = None if added == len(rows) else \
+            {seq for (seq,) in conn.execute("SELECT seq FROM events WHERE seq >= ?", (first,))}
+        self._typed.write(conn, rows, datas, first, inserted)
+        return added
 
     def pushable(self, condition: Condition) -> bool:
         """Native filters and AND/OR/NOT trees of them compile to SQL."""

@@ -18,7 +18,7 @@ from gateway.events import now_ms
 from gateway.query.deadline import QueryTimeout, expired, suspended
 from gateway.storage import BackendUnavailable
 
-from .schema import MIGRATIONS, is_unavailable
+from .schema import AFTER_MIGRATION, MIGRATIONS, is_unavailable
 
 #: SQLite virtual-machine steps between two calls of the progress handler that cancels a query past its
 #: deadline (a call costs a context-variable read and a clock read: well under 1% of the work).
@@ -157,5 +157,7 @@ class Connections:
                     continue
                 for statement in statements:
                     conn.execute(statement)
+                if version in AFTER_MIGRATION:
+                    AFTER_MIGRATION[version](conn)
                 conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
                              (version, now_ms()))
