@@ -63,10 +63,10 @@ class Layout:
     table: str
     columns: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
 
-    @property
-    def insert(self) -> str:
+    def insert(self, replace: bool = False) -> str:
+        """The INSERT of a row (`replace`: over an older copy, when filling)."""
         names = ["timestamp", "seq", *(f"c{pos}" for pos, _ in self.columns)]
-        return (f"INSERT OR REPLACE INTO {self.table} ({', '.join(names)}) "
+        return (f"INSERT{' OR REPLACE' if replace else ''} INTO {self.table} ({', '.join(names)}) "
                 f"VALUES ({', '.join('?' * len(names))})")
 
 
@@ -133,10 +133,18 @@ def typed_rows(layout: Layout, items: Iterable[tuple[int, int, Any]], irregular:
     """The table rows of ``(timestamp, seq, data)`` items; positions of columns meeting an irregular value are
     added to `irregular` (their cell is NULL)."""
     rows = []
-    columns = layout.columns
+    columns = [(pos, keys, keys[0] if len(keys) == 1 else None) for pos, keys in layout.columns]
     for timestamp, seq, data in items:
         row = [timestamp, seq]
-        for pos, keys in columns:
+        top = data.__class__ is dict
+        for pos, keys, key in columns:
+            if key is not None and top:  # the common case inline: a top-level float, plain text, int64 or null
+                value = data.get(key, IRREGULAR)
+                cls = value.__class__
+                if cls is float or value is None or (cls is str and value.isascii() and "\x00" not in value) \
+                        or (cls is int and _INT64_MIN <= value <= _INT64_MAX):
+                    row.append(value)
+                    continue
             value = column_value(data, keys)
             if value is IRREGULAR:
                 irregular.add(pos)
@@ -224,13 +232,14 @@ def backfill_step(conn: sqlite3.Connection, stream_id: int, chunk: int = BACKFIL
     if row is None or row[1] is None:
         return False
     start, end = row
-    events = conn.execute("SELECT seq, timestamp, data FROM events WHERE seq >= ? AND seq <= ? AND stream_id = ? "
+    # By seq range (the rowid), not the stream's time index: that would sort all its events for every chunk.
+    events = conn.execute("SELECT seq, timestamp, data FROM events WHERE seq >= ? AND seq <= ? AND +stream_id = ? "
                           "ORDER BY seq LIMIT ?", (start, end, stream_id, chunk)).fetchall()
     layout = layout_of(conn, stream_id)
     irregular: set[int] = set()
     rows = typed_rows(layout, ((ts, seq, json.loads(text)) for seq, ts, text in events), irregular)
     if rows:
-        conn.executemany(layout.insert, rows)
+        conn.executemany(layout.insert(replace=True), rows)
     mark_inexact(conn, stream_id, irregular)
     more = len(events) == chunk and events[-1][0] < end
     if more:
@@ -283,6 +292,6 @@ class Writer:
         for key, items in groups.items():
             layout = self.layouts[key]
             irregular: set[int] = set()
-            conn.executemany(layout.insert, typed_rows(layout, items, irregular))
+            conn.executemany(layout.insert(), typed_rows(layout, items, irregular))
             if irregular:
                 mark_inexact(conn, layout.stream_id, irregular)
