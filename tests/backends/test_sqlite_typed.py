@@ -7,12 +7,15 @@ with them as the reference (the memory backend) does, including for values of an
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import backends.sqlite.typed as typed
 from backends.memory import MemoryBackend
@@ -55,11 +58,11 @@ def typed_matches_events(path: Path, stream: str = "s") -> int:
         assert conn.execute("SELECT backfill_to FROM typed_tables WHERE stream_id = ?", (sid,)).fetchone() == (None,)
         columns = conn.execute("SELECT position, path FROM typed_columns WHERE stream_id = ? AND exact = 1 "
                                "ORDER BY position", (sid,)).fetchall()
-        cells = ", ".join(f"c{pos}" for pos, _ in columns)
-        extracts = ", ".join("json_extract(data, '$" + "".join(f'."{k}"' for k in p.split(".")) + "')"
+        cells = "".join(f", c{pos}" for pos, _ in columns)
+        extracts = "".join(", " + "json_extract(data, '$" + "".join(f'."{k}"' for k in p.split(".")) + "')"
                              for _, p in columns)
-        got = conn.execute(f"SELECT timestamp, seq, {cells} FROM typed_{sid} ORDER BY seq").fetchall()
-        want = conn.execute(f"SELECT timestamp, seq, {extracts} FROM events WHERE stream_id = ? ORDER BY seq",
+        got = conn.execute(f"SELECT timestamp, seq{cells} FROM typed_{sid} ORDER BY seq").fetchall()
+        want = conn.execute(f"SELECT timestamp, seq{extracts} FROM events WHERE stream_id = ? ORDER BY seq",
                             (sid,)).fetchall()
     assert got == want
     return len(got)
@@ -343,3 +346,34 @@ def test_column_values_are_what_json_extract_reads() -> None:
             else:
                 want = conn.execute("SELECT json_extract(?, ?)", (text, path)).fetchone()[0]
                 assert kind not in ("array", "object") and got == want and type(got) is type(want), (value, keys)
+
+
+# (integers beyond 64 bits and huge floats are left out: JSON reads them as reals on SQLite, so a histogram of
+# them differs from the reference with or without typed columns; `ODD_VALUES` has one in a non-histogram field)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**62), 2**62), st.integers(-5, 5),
+                    st.floats(-1e6, 1e6, width=32),
+                    st.sampled_from(["B1", "B3", "s1x", ""]), st.text(alphabet="ab4 é", max_size=3))
+values = st.one_of(scalars, st.lists(scalars, max_size=3), st.dictionaries(st.sampled_from(["a", "step"]), scalars,
+                                                                            max_size=2))
+documents = st.fixed_dictionaries({}, optional={"brand": values, "rating": values, "price": values, "ok": values,
+                                                "seg": st.one_of(values, st.fixed_dictionaries({"step": values}))})
+
+
+@settings(max_examples=int(os.environ.get("TYPED_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(docs=st.lists(documents, min_size=1, max_size=25), split=st.integers(0, 25))
+def test_random_documents_answer_as_the_reference(tmp_path_factory: pytest.TempPathFactory, docs: list[dict[str, Any]],
+                                                  split: int) -> None:
+    """Random values of every kind under the declared fields (some stored before the schema was declared):
+    the same answers as the reference, whichever columns stay exact."""
+    path = tmp_path_factory.mktemp("typed") / "e.db"
+    backend = open_backend(path)
+    backend.create_stream(Stream(T, P, "s"))
+    events = [event(i, d) for i, d in enumerate(docs)]
+    backend.append(events[:split])
+    backend.update_stream_schema(T, P, "s", SCHEMA, expected=None)
+    if events[split:]:
+        backend.append(events[split:])
+    assert typed_matches_events(path) == len(events)
+    assert approx(answers(backend), reference(events))
+    backend.close()
