@@ -1,9 +1,10 @@
 """SQLite storage backend: durable single-file storage for one machine, safe under several workers.
 
-Modules: `backend` (the class: connections, catalog, durable append), `schema` (tables, triggers,
-migrations, URL parsing), `compiler` (neutral query -> SQL fragments), `reader` (one query's total, page
-and aggregations in a read transaction), `aggregate` (aggregations in SQL and from the day summary),
-`group_commit` (concurrent appends share one transaction and one fsync).
+Modules: `backend` (the class: catalog, durable append), `connections` (per process/thread connections,
+sessions, migrations), `schema` (tables, triggers, migrations, URL parsing), `compiler` (neutral query ->
+SQL fragments), `reader` (one query's total, page and aggregations in a read transaction), `aggregate`
+(aggregations in SQL and from the day summary), `group_commit` (concurrent appends share one transaction
+and one fsync).
 
 URL forms: ``sqlite:///relative/path.db`` (relative to the working directory), ``sqlite:////abs/path.db``,
 and ``sqlite://`` or ``sqlite:///:memory:`` for a private in-memory database (one connection behind a

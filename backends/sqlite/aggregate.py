@@ -8,15 +8,18 @@ buckets come out as on every other backend.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gateway.query import Aggregation
 from gateway.query.aggregate import fill, order_buckets, percentiles
-from gateway.query.calendar import DAY_MS, bucket_start, day_aligned
+from gateway.query.calendar import DAY_MS, bucket_start, day_aligned, fixed_step
 from gateway.query.semantics import normalize_key
 
 from .compiler import CONSTANT_FIELDS, NUM_TYPES, SCALAR_ELEMENT, Compiler, KeySpec, day_folder, json_path, time_leaf
+
+#: Events of the stream per bucket at least for a time histogram to be read bucket range by bucket range.
+MIN_EVENTS_PER_BUCKET = 64
 
 
 def key_spec(c: Compiler, agg: Aggregation, depth: int, fine: bool = False) -> KeySpec:
@@ -27,12 +30,12 @@ def key_spec(c: Compiler, agg: Aggregation, depth: int, fine: bool = False) -> K
     """
     field = agg.source
     if fine and agg.kind == "date_histogram" and agg.interval in ("month", "year") \
-            and not field.startswith("data."):
+            and not c.json_field(field):
         spec = key_spec(c, Aggregation(agg.name, agg.kind, field=field, interval="day"), depth)
         spec.agg, spec.fold = agg, day_folder(agg.interval)
         return spec
     alias = f"k{depth}"
-    if field.startswith("data."):
+    if c.json_field(field):
         join, value = c.values_join(field, alias, numeric=agg.kind == "date_histogram")
         if agg.kind == "terms":
             key = value
@@ -64,7 +67,57 @@ def level_source(c: Compiler, where: str, ctx: Sequence[KeySpec]) -> tuple[str, 
     joins = "".join(f" {spec.join}" for spec in ctx if spec.join)
     conds = [where] + [spec.cond for spec in ctx if spec.cond]
     conds += [f"{spec.expr} IN ({c.bind_list(spec.selected)})" for spec in ctx if spec.selected is not None]
-    return f"events e{joins}", " AND ".join(conds)
+    return f"{c.source}{joins}", " AND ".join(conds)
+
+
+def time_ranges(conn: sqlite3.Connection, c: Compiler, agg: Aggregation) -> list[tuple[int, int]] | None:
+    """The buckets ``[start, end)`` of a fixed-interval histogram of the event time over one stream, to be read
+    range by range through the time order of the events (their time index, or the typed table's key)
+    instead of grouped by a sort of every event; None where a GROUP BY is cheaper (an empty bucket costs a
+    statement, so there must be at least `MIN_EVENTS_PER_BUCKET` events of the stream per bucket)."""
+    fixed = fixed_step(agg.interval) if agg.kind == "date_histogram" and agg.source == "timestamp" \
+        and agg.interval is not None else None
+    if fixed is None or len(c.stream_names) != 1:
+        return None
+    sid = next(iter(c.stream_names))
+    lo, hi = conn.execute("SELECT min(timestamp), max(timestamp) FROM events WHERE stream_id = ?", (sid,)).fetchone()
+    if lo is None:
+        return []
+    if c.query.start is not None:
+        lo = max(lo, c.query.start)
+    if c.query.end is not None:
+        hi = min(hi, c.query.end - 1)
+    if lo > hi:
+        return []
+    step, origin = fixed
+    first = lo - (lo - origin) % step
+    buckets = (hi - first) // step + 1
+    if hi + step >= 2**63:
+        return None
+    events = conn.execute("SELECT coalesce(sum(n), 0) FROM event_days WHERE stream_id = ?", (sid,)).fetchone()[0]
+    if buckets * MIN_EVENTS_PER_BUCKET > events:
+        return None
+    return [(first + i * step, first + (i + 1) * step) for i in range(buckets)]
+
+
+def _simple(c: Compiler, agg: Aggregation) -> bool:
+    """A metric computed by SQL aggregate functions in the scan that groups its buckets."""
+    return agg.kind in ("count", "sum", "avg", "min", "max") or (agg.kind == "distinct_count"
+                                                                  and not c.json_field(agg.field or ""))
+
+
+def _metric_results(aggs: Sequence[Aggregation], values: Sequence[Any]) -> dict[str, Any]:
+    """The results of simple metrics from their columns (`Compiler.metric_columns`) in one result row."""
+    out: dict[str, Any] = {}
+    rest = list(values)
+    for a in aggs:
+        if a.kind == "avg":
+            total, count = rest.pop(0), rest.pop(0)
+            out[a.name] = total / count if count else None
+        else:
+            value = rest.pop(0)
+            out[a.name] = 0 if value is None and a.kind == "count" else value
+    return out
 
 
 def sql_aggregate(conn: sqlite3.Connection, c: Compiler, where: str, aggs: Sequence[Aggregation],
@@ -80,29 +133,22 @@ def sql_aggregate(conn: sqlite3.Connection, c: Compiler, where: str, aggs: Seque
     def put(anc: tuple[Any, ...], name: str, value: Any) -> None:
         out.setdefault(anc, {})[name] = value
 
-    simple = [a for a in aggs if a.kind in ("count", "sum", "avg", "min", "max")
-              or (a.kind == "distinct_count" and not (a.field or "").startswith("data."))]
+    simple = [a for a in aggs if _simple(c, a)]
     if simple:
         columns = [col for a in simple for col in c.metric_columns(a)]
         sql = f"SELECT {select_keys}{', '.join(columns)} FROM {source} WHERE {cond}{group}"
         for row in conn.execute(sql, c.params):
-            anc, values = tuple(row[:depth]), list(row[depth:])
-            for a in simple:
-                if a.kind == "avg":
-                    total, count = values.pop(0), values.pop(0)
-                    put(anc, a.name, total / count if count else None)
-                else:
-                    value = values.pop(0)
-                    put(anc, a.name, 0 if value is None and a.kind == "count" else value)
+            for name, value in _metric_results(simple, row[depth:]).items():
+                put(tuple(row[:depth]), name, value)
     for a in aggs:
-        if a.kind == "distinct_count" and a.field and a.field.startswith("data."):
+        if a.kind == "distinct_count" and a.field and c.json_field(a.field):
             join, value = c.values_join(a.field, "m", numeric=False)
             sql = f"SELECT {select_keys}count(DISTINCT {value}) FROM {source} {join} WHERE {cond}{group}"
             for row in conn.execute(sql, c.params):
                 put(tuple(row[:depth]), a.name, row[depth])
         elif a.kind == "percentiles":
             assert a.field is not None
-            if a.field.startswith("data."):
+            if c.json_field(a.field):
                 join, value = c.values_join(a.field, "m", numeric=True)
             else:
                 expr, kind = c.column(a.field)
@@ -123,12 +169,29 @@ def sql_aggregate(conn: sqlite3.Connection, c: Compiler, where: str, aggs: Seque
             leaf = a.aggs[0] if len(a.aggs) == 1 and time_leaf(a.aggs[0]) else None
             child = key_spec(c, leaf, depth + 1, fine=True) if leaf is not None else None
             group_by = [*keys, spec.expr, *([child.expr] if child is not None else [])]
-            sql = (f"SELECT {', '.join(group_by)}, count(*) FROM {sub_source} WHERE {sub_cond} "
-                   f"GROUP BY {', '.join(group_by)}")
+            # Simple metrics below come from the same scan (one GROUP BY instead of one per level).
+            inline = list(a.aggs) if leaf is None and a.aggs and all(_simple(c, s) for s in a.aggs) else []
+            metrics = "".join(f", {col}" for s in inline for col in c.metric_columns(s))
+            ranges = time_ranges(conn, c, a) if not ctx and leaf is None and (inline or not a.aggs) else None
+            if ranges is not None:
+                sql = (f"SELECT count(*){metrics} FROM {c.source} WHERE {where} AND e.timestamp >= :range_lo "
+                       "AND e.timestamp < :range_hi")
+                rows: Iterable[Sequence[Any]] = (
+                    (lo, *conn.execute(sql, {**c.params, "range_lo": lo, "range_hi": hi}).fetchone())
+                    for lo, hi in ranges)
+            else:
+                sql = (f"SELECT {', '.join(group_by)}, count(*){metrics} FROM {sub_source} WHERE {sub_cond} "
+                       f"GROUP BY {', '.join(group_by)}")
+                rows = conn.execute(sql, c.params)
             counts: dict[tuple[Any, ...], dict[Any, int]] = {}
             below: dict[tuple[Any, ...], dict[Any, int]] = {}
-            for row in conn.execute(sql, c.params):
-                anc, key, n = tuple(row[:depth]), row[depth], row[-1]
+            found: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for row in rows:
+                if not row[len(group_by)]:
+                    continue  # an empty range (a GROUP BY has no such group)
+                anc, key, n = tuple(row[:depth]), row[depth], row[len(group_by)]
+                if inline:
+                    found[(*anc, key)] = _metric_results(inline, row[len(group_by) + 1:])
                 if spec.fold is not None:
                     key = spec.fold(key)
                 group_counts = counts.setdefault(anc, {})
@@ -143,6 +206,8 @@ def sql_aggregate(conn: sqlite3.Connection, c: Compiler, where: str, aggs: Seque
                 sub = {path: {leaf.name: [{"key": normalize_key(k), "count": n}
                                           for k, n in order_buckets(leaf, child_counts)]}
                        for path, child_counts in below.items()}
+            elif inline:
+                sub = found
             elif a.aggs and chosen:
                 truncated = any(len(chosen[anc]) < len(group_counts) for anc, group_counts in counts.items())
                 if a.kind == "terms" and truncated:

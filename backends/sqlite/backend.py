@@ -4,8 +4,9 @@ The file is in WAL mode with ``synchronous=FULL``, so an acknowledged append sur
 worker (and a power cut). Every process and thread has its own connection (a connection made before a
 gunicorn fork is never used by the child); writers serialize with ``BEGIN IMMEDIATE`` and wait up to
 ``busy_timeout_ms`` for each other, and concurrent appends of one process share a transaction
-(`backends.sqlite.group_commit`). Reads are compiled to SQL (`backends.sqlite.reader`) and cancelled
-from a progress handler once the query's deadline has passed (`gateway.query.deadline`).
+(`backends.sqlite.group_commit`); connections are managed by `backends.sqlite.connections`. Reads are
+compiled to SQL (`backends.sqlite.reader`) and cancelled from a progress handler once the query's deadline
+has passed (`gateway.query.deadline`).
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
 from typing import Any
 
 from gateway.events import Event, FieldSpec, Stream, now_ms
 from gateway.query import Condition, Query, QueryResult
 from gateway.query.checks import check_event
 from gateway.query.cursor import decode_position
-from gateway.query.deadline import QueryTimeout, expired, suspended
 from gateway.query.evaluate import native_tree
 from gateway.storage import (
     Backend,
@@ -36,40 +35,35 @@ from gateway.storage import (
     schema_to_json,
 )
 
+from . import typed
+from .connections import Connections
 from .group_commit import GroupCommitter
 from .probe import check_files_writable
 from .reader import run_query, scan_rows
 from .schema import (
     DEFAULT_BUSY_TIMEOUT_MS,
     INSERT_EVENT,
+    INSERT_EVENT_SEQ,
     INSERT_STREAM,
-    MIGRATIONS,
     TOMBSTONE,
     WRITER_PRAGMAS,
-    is_unavailable,
     parse_url,
 )
 
 DELETE_CHUNK = 5000
-#: SQLite virtual-machine steps between two calls of the progress handler that cancels a query past its
-#: deadline (a call costs a context-variable read and a clock read: well under 1% of the work).
-PROGRESS_STEPS = 100_000
 _MISSING_STREAM = "the batch names a stream that does not exist; nothing was stored"
-# Connections inherited through fork: kept referenced so that garbage collection never closes them in the
-# child (closing a parent's SQLite connection in a child can corrupt the parent's locks).
-_INHERITED: list[sqlite3.Connection] = []
 # Databases whose directory this process (or the master it was forked from) already made or found. Only the
 # first open makes a missing directory: a gunicorn worker booting (or rebooted) after the directory was
 # removed must not make it again with an empty database in it, which would end the outage health reports
 # for the other workers and have them acknowledge into a database the operator did not restore.
 _PREPARED: set[str] = set()
-#: What `append` hands the group committer: the event rows and the streams to create first.
-_Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+#: What `append` hands the group committer: the event rows, the streams to create first, the events' data.
+_Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[Any]]
 #: The batch of a write probe (`probe_write`): no rows, no streams.
-_PROBE: _Batch = ([], [])
+_PROBE: _Batch = ([], [], [])
 
 
-class SQLiteBackend(Backend):
+class SQLiteBackend(Connections, Backend):
     """Streams and events in one SQLite file (or a private in-memory database)."""
 
     schemes = ("sqlite",)
@@ -94,6 +88,7 @@ class SQLiteBackend(Backend):
             raise ValueError(f"storage.options.synchronous: expected full, normal or extra, got {self.synchronous!r}")
         self._probes = itertools.count(int(time.time()))
         self._writer_conn: sqlite3.Connection | None = None  # the connection WRITER_PRAGMAS were set on
+        self._typed = typed.Writer()
         self._committer = GroupCommitter(self._commit_batches,
                                          lock_path=None if self.memory else f"{self.path}-writelock")
         if self.memory:
@@ -110,126 +105,9 @@ class SQLiteBackend(Backend):
                 if self.memory:
                     self._migrate(conn)
                 self._finish_deletes(conn)
+                self._finish_fills(conn)
         except OSError as exc:
             raise BackendUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
-
-    # -- connections -----------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=self.busy_timeout_ms / 1000, cached_statements=256)
-        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        if not self.memory:
-            conn.execute("PRAGMA journal_mode = WAL")  # persistent in the file; a no-op once set
-        # A statement running past the current query's deadline (gateway.query.deadline) is interrupted
-        # from inside SQLite: it fails with "interrupted", which `_session` turns into `QueryTimeout`.
-        conn.set_progress_handler(expired, PROGRESS_STEPS)
-        return conn
-
-    def _connection(self) -> sqlite3.Connection:
-        """This process's and thread's connection, made on first use (and anew in a forked child)."""
-        if self.memory:
-            if self._memory_conn is None:
-                self._memory_conn = self._connect()
-            return self._memory_conn
-        local = self._local
-        pid = os.getpid()
-        conn = getattr(local, "conn", None)
-        if conn is not None and local.pid == pid and local.generation != self._generation:
-            self._forget_connection(stale=True)  # another thread (e.g. the writer) found the file gone or replaced
-            conn = None
-        if conn is not None and local.pid == pid:
-            try:
-                current = os.stat(self.path).st_ino
-            except FileNotFoundError:
-                current = None
-            # Reuse it unless the file was deleted or replaced (never write into the old inode), or the
-            # connection was opened read-only while the file was not writable and the file is writable now.
-            if current == local.inode and not (local.readonly and os.access(self.path, os.W_OK)):
-                return conn
-            self._forget_connection()
-            conn = None
-        if conn is not None:
-            _INHERITED.append(conn)
-        conn = self._connect()
-        self._migrate(conn)  # cheap when current; gives the schema to a file that appeared at the path anew
-        local.conn, local.pid, local.inode = conn, pid, os.stat(self.path).st_ino
-        local.readonly = not os.access(self.path, os.W_OK)  # SQLite falls back to a read-only open
-        local.generation = self._generation
-        self._connections.append((pid, conn))
-        return conn
-
-    def _forget_connection(self, stale: bool = False) -> None:
-        """Drop this thread's connection after a failure, so that the next call reconnects.
-
-        Appends run in the group-commit writer thread, so a failure found there also marks every other
-        thread's connection stale (`stale` is set when dropping one for that reason).
-        """
-        if self.memory:
-            return
-        if not stale:
-            self._generation += 1
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            self._local.conn = None
-            with suppress(sqlite3.Error):
-                conn.close()
-
-    @contextmanager
-    def _session(self) -> Iterator[sqlite3.Connection]:
-        """A connection for one operation; SQLite failures of the store become `BackendUnavailable`."""
-        lock = self._memory_lock if self.memory else None
-        if lock is not None:
-            lock.acquire()
-        try:
-            try:
-                try:
-                    conn = self._connection()
-                except FileNotFoundError as exc:  # deleted while open: acknowledging into it would lose events
-                    self._forget_connection()
-                    raise BackendUnavailable(f"SQLite database {self.path} was deleted while open") from exc
-                yield conn
-            except sqlite3.Error as exc:
-                if isinstance(exc, sqlite3.OperationalError) and str(exc) == "interrupted":
-                    raise QueryTimeout(self.query_timeout) from None  # cancelled by the progress handler
-                if is_unavailable(exc):
-                    self._forget_connection()
-                    raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
-                raise
-        finally:
-            if lock is not None:
-                lock.release()
-
-    @contextmanager
-    def _transaction(self, conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
-        """Run the block in a transaction: committed when it returns, rolled back when it raises."""
-        conn.execute(begin)
-        try:
-            yield
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                with suspended():  # a cancelled read still rolls back
-                    conn.execute("ROLLBACK")
-            raise
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Bring the schema to the latest version; concurrent starters serialize on BEGIN IMMEDIATE."""
-        with self._transaction(conn, "BEGIN IMMEDIATE"):
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
-                         "(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-            current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
-            if current > len(MIGRATIONS):
-                raise BackendUnavailable(f"SQLite database {self.path} has schema version {current}, newer "
-                                         f"than this gateway knows ({len(MIGRATIONS)})")
-            for version, statements in enumerate(MIGRATIONS, start=1):
-                if version <= current:
-                    continue
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                             (version, now_ms()))
 
     def close(self) -> None:
         """Close this process's connections (connections of other threads included)."""
@@ -260,8 +138,11 @@ class SQLiteBackend(Backend):
         schema = self._schema_text(stream.schema)
         with self._session() as conn:
             try:
-                conn.execute("INSERT INTO streams (tenant, plugin, name, created_at, schema) VALUES (?, ?, ?, ?, ?)",
-                             (stream.tenant, stream.plugin, stream.name, stream.created_at, schema))
+                with self._transaction(conn, "BEGIN IMMEDIATE"):
+                    sid = conn.execute("INSERT INTO streams (tenant, plugin, name, created_at, schema) "
+                                       "VALUES (?, ?, ?, ?, ?)", (stream.tenant, stream.plugin, stream.name,
+                                                                  stream.created_at, schema)).lastrowid
+                    typed.declare(conn, sid, stream.schema)  # a new stream: nothing to fill
             except sqlite3.IntegrityError as exc:
                 raise StreamExists(f"stream [{stream.name}] already exists") from exc
         return Stream(tenant=stream.tenant, plugin=stream.plugin, name=stream.name,
@@ -283,16 +164,21 @@ class SQLiteBackend(Backend):
 
     def update_stream_schema(self, tenant: str, plugin: str, name: str, schema: tuple[FieldSpec, ...] | None, *,
                              expected: tuple[FieldSpec, ...] | None) -> Stream:
-        """Replace the schema if it is still `expected`: read and write in one write transaction."""
-        with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
-            row = conn.execute("SELECT tenant, plugin, name, created_at, schema FROM streams "
-                               "WHERE tenant = ? AND plugin = ? AND name = ?", (tenant, plugin, name)).fetchone()
-            if row is None:
-                raise StreamNotFound(f"stream [{name}] does not exist")
-            if self._stream(row).schema != (None if expected is None else tuple(expected)):
-                raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile")
-            conn.execute("UPDATE streams SET schema = ? WHERE tenant = ? AND plugin = ? AND name = ?",
-                         (self._schema_text(schema), tenant, plugin, name))
+        """Replace the schema if it is still `expected`: read and write in one write transaction, with the typed
+        columns it declares (`backends.sqlite.typed`); existing events are then copied into new columns in
+        chunks (each its own transaction), which makes this call take time proportional to the stream."""
+        with self._session() as conn:
+            with self._transaction(conn, "BEGIN IMMEDIATE"):
+                row = conn.execute("SELECT tenant, plugin, name, created_at, schema, id FROM streams "
+                                   "WHERE tenant = ? AND plugin = ? AND name = ?", (tenant, plugin, name)).fetchone()
+                if row is None:
+                    raise StreamNotFound(f"stream [{name}] does not exist")
+                if self._stream(row[:5]).schema != (None if expected is None else tuple(expected)):
+                    raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile")
+                conn.execute("UPDATE streams SET schema = ? WHERE id = ?", (self._schema_text(schema), row[5]))
+                fill = typed.declare(conn, row[5], schema)
+            if fill:
+                self._fill(conn, row[5])
         return Stream(tenant=tenant, plugin=plugin, name=name, created_at=row[3],
                       schema=None if schema is None else tuple(schema))
 
@@ -312,6 +198,7 @@ class SQLiteBackend(Backend):
                 if row is None:
                     return False
                 conn.execute("UPDATE streams SET tenant = ?, name = ? WHERE id = ?", (TOMBSTONE, str(row[0]), row[0]))
+                typed.drop(conn, row[0])
             self._purge(conn, row[0])
         return True
 
@@ -324,6 +211,18 @@ class SQLiteBackend(Backend):
                 if deleted < DELETE_CHUNK:
                     conn.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
                     return
+
+    def _fill(self, conn: sqlite3.Connection, stream_id: int) -> None:
+        """Copy a stream's existing events into its typed table, a chunk per write transaction."""
+        more = True
+        while more:
+            with self._transaction(conn, "BEGIN IMMEDIATE"):
+                more = typed.backfill_step(conn, stream_id)
+
+    def _finish_fills(self, conn: sqlite3.Connection) -> None:
+        """Complete typed-table fills a crash interrupted, or that an upgrade of the database declared."""
+        for stream_id in typed.pending(conn):
+            self._fill(conn, stream_id)
 
     def _finish_deletes(self, conn: sqlite3.Connection) -> None:
         """Complete deletes a crash interrupted (tombstones left behind)."""
@@ -348,10 +247,11 @@ class SQLiteBackend(Backend):
         committed together (`backends.sqlite.group_commit`), each batch in its own savepoint, so one disk
         sync serves several requests and a bad batch never affects another.
         """
-        rows = []
+        rows, datas = [], []
         for event in events:
             rows.append((event.tenant, event.plugin, event.stream, event.id, event.type, event.timestamp,
                          event.received_at, event.user_id, event.session_id, check_event(event)))
+            datas.append(event.data)
         if not rows:
             return 0
         streams: list[tuple[Any, ...]] = []
@@ -359,7 +259,7 @@ class SQLiteBackend(Backend):
             created_at = now_ms()
             streams = [(*key, created_at) for key in dict.fromkeys(row[:3] for row in rows)]
         try:
-            return self._committer.submit((rows, streams))
+            return self._committer.submit((rows, streams, datas))
         except OSError as exc:  # the writer lock file cannot be opened: the store's directory is gone
             raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
 
@@ -375,7 +275,8 @@ class SQLiteBackend(Backend):
                 for pragma in WRITER_PRAGMAS:  # connection settings: allowed inside the transaction
                     conn.execute(pragma)
                 self._writer_conn = conn
-            for rows, streams in batches:
+            layouts = self._typed.refresh(conn)
+            for rows, streams, datas in batches:
                 if not rows and not streams:  # a write probe: the smallest real write (the header page)
                     conn.execute(f"PRAGMA user_version = {next(self._probes) % 2**31}")
                     results.append(0)
@@ -385,11 +286,7 @@ class SQLiteBackend(Backend):
                 try:
                     if streams:
                         conn.executemany(INSERT_STREAM, streams)
-                    # rowcount, not total_changes: the event_days trigger's writes must not count.
-                    if len(rows) == 1:
-                        added = conn.execute(INSERT_EVENT, rows[0]).rowcount
-                    else:
-                        added = conn.executemany(INSERT_EVENT, rows).rowcount
+                    added = self._insert(conn, rows, datas, layouts)
                 except sqlite3.IntegrityError as exc:
                     if "events.stream_id" not in str(exc):
                         raise
@@ -402,6 +299,21 @@ class SQLiteBackend(Backend):
                 if not alone:
                     conn.execute("RELEASE batch")
         return results
+
+    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]], datas: list[Any],
+                layouts: Mapping[tuple[str, str, str], typed.Layout]) -> int:
+        """Insert a batch's events (and their typed rows); return how many were new."""
+        # rowcount, not total_changes: the event_days trigger's writes must not count.
+        if not layouts or not any(row[:3] in layouts for row in rows):
+            if len(rows) == 1:
+                return conn.execute(INSERT_EVENT, rows[0]).rowcount
+            return conn.executemany(INSERT_EVENT, rows).rowcount
+        first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
+        added = conn.executemany(INSERT_EVENT_SEQ, [(first + i, *row) for i, row in enumerate(rows)]).rowcount
+        inserted = None if added == len(rows) else \
+            {seq for (seq,) in conn.execute("SELECT seq FROM events WHERE seq >= ?", (first,))}
+        self._typed.write(conn, rows, datas, first, inserted)
+        return added
 
     def pushable(self, condition: Condition) -> bool:
         """Native filters and AND/OR/NOT trees of them compile to SQL."""

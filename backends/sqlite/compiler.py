@@ -1,10 +1,13 @@
 """Compiling the neutral query into SQL fragments for the SQLite schema (`backends.sqlite.schema`).
 
 Data fields are read with SQLite's JSON functions (``json_each`` when the stored value is an array), with
-the comparison rules of `gateway.query.semantics`; string conditions on data fields are guarded by a
-substring pre-test on the stored text (`gateway.query.checks.string_needles`), so most rows are rejected
-without parsing their document. Long value lists are one bound JSON array matched as a set, and AND/OR
-trees are nested in balance, so no query size meets SQLite's variable or expression-depth limits.
+the comparison rules of `gateway.query.semantics`, unless the stream keeps the field in a typed column
+(`backends.sqlite.typed`): then the column is read like a top-level field, from the typed table joined to
+the events (alias ``t``) or alone in their place (alias ``e``, when the query needs nothing else). String
+conditions on JSON fields are guarded by a substring pre-test on the stored text
+(`gateway.query.checks.string_needles`), so most rows are rejected without parsing their document. Long
+value lists are one bound JSON array matched as a set, and AND/OR trees are nested in balance, so no query
+size meets SQLite's variable or expression-depth limits.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from gateway.query import Aggregation, AllOf, AnyOf, Condition, Filter, Not, Que
 from gateway.query.calendar import bucket_start, fixed_step
 from gateway.query.checks import string_needles
 from gateway.query.semantics import value_class
+
+from .typed import TypedTable
 
 NUM_TYPES = "('integer', 'real', 'true', 'false')"  # json_type() of numbers (booleans read as 1/0)
 SQL_NUM_TYPES = "('integer', 'real')"  # typeof() of numbers
@@ -68,10 +73,29 @@ def json_path(field: str) -> str:
 class Compiler:
     """Builds SQL fragments for one query; values are bound as named parameters in `params`."""
 
-    def __init__(self, query: Query, stream_names: Mapping[int, str]) -> None:
+    def __init__(self, query: Query, stream_names: Mapping[int, str], typed: TypedTable | None = None,
+                 alone: bool = False) -> None:
         self.query = query
         self.stream_names = stream_names
         self.params: dict[str, Any] = {}
+        self.table = None if typed is None else typed.name
+        self.alone = alone and typed is not None
+        #: SQL of the data fields read from typed columns
+        self.typed = {} if typed is None else {f: f"{'e' if self.alone else 't'}.{col}"
+                                               for f, col in typed.columns.items()}
+
+    @property
+    def source(self) -> str:
+        """The FROM clause: the events, joined with the typed table, or the typed table alone (as ``e``)."""
+        if self.table is None:
+            return "events e"
+        if self.alone:
+            return f"{self.table} e"
+        return f"events e JOIN {self.table} t ON t.timestamp = e.timestamp AND t.seq = e.seq"
+
+    def json_field(self, field: str) -> bool:
+        """A data field read from the JSON document (no typed column stands for it)."""
+        return field.startswith("data.") and field not in self.typed
 
     def bind(self, value: Any) -> str:
         """A placeholder bound to `value`."""
@@ -100,6 +124,8 @@ class Compiler:
         """SQL expression and kind of a top-level field (constant fields become expressions too)."""
         if field in COLUMNS:
             return COLUMNS[field]
+        if field in self.typed:
+            return self.typed[field], "any"
         if field == "stream":
             cases = " ".join(f"WHEN {sid} THEN {self.bind(name)}" for sid, name in self.stream_names.items())
             return (f"(CASE e.stream_id {cases} END)" if cases else "NULL"), "any"
@@ -131,7 +157,7 @@ class Compiler:
             return f"NOT COALESCE({self.filter(Filter(flt.field, 'eq', flt.value))}, 0)"
         if flt.op == "not_in":
             return f"NOT COALESCE({self.filter(Filter(flt.field, 'in', flt.value))}, 0)"
-        if flt.field.startswith("data."):
+        if self.json_field(flt.field):
             return self._data_filter(flt)
         expr, kind = self.column(flt.field)
         op, value = flt.op, flt.value
@@ -206,7 +232,7 @@ class Compiler:
     def sort_expr(self, sort: Sort) -> tuple[str, bool]:
         """The SQL sort value of a key (arrays: smallest element ascending, largest descending) and
         whether it is never NULL."""
-        if not sort.field.startswith("data."):
+        if not self.json_field(sort.field):
             expr, kind = self.column(sort.field)
             return expr, kind in ("int", "text")
         data, path = "e.data", json_path(sort.field)
@@ -252,7 +278,7 @@ class Compiler:
         if agg.kind == "count" and agg.field is None:
             return ["count(*)"]
         assert agg.field is not None
-        if not agg.field.startswith("data."):
+        if not self.json_field(agg.field):
             expr, kind = self.column(agg.field)
             number = self.numeric(expr, kind)
             return {

@@ -4,7 +4,9 @@ transaction.
 Table ``event_days`` (`backends.sqlite.schema`) answers the total of a query filtered only on the type, and
 its counts by type and calendar period: whole days are summed from it and only the partial days at the
 edges of the range are counted in the events. Pages over a few streams in time order read each stream's
-time index in order and merge (`MAX_UNION_STREAMS`).
+time index in order and merge (`MAX_UNION_STREAMS`). A stream with typed columns (`backends.sqlite.typed`)
+is read from its typed table alone when the total and aggregations need nothing else, and through the
+typed table joined to the events when they or the page also need the documents (`compiler_for`).
 """
 
 from __future__ import annotations
@@ -12,18 +14,21 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from gateway.events import Event
-from gateway.query import Condition, Filter, Query, QueryResult
+from gateway.query import Aggregation, Condition, Filter, Query, QueryResult
 from gateway.query.aggregate import aggregate, fill
 from gateway.query.calendar import DAY_MS
 from gateway.query.cursor import encode_position
+from gateway.query.model import leaves
 from gateway.query.semantics import value_matches
 
 from .aggregate import day_aggregate, day_computable, sql_aggregate
 from .compiler import CONSTANT_FIELDS, Compiler
 from .schema import day_of
+from .typed import TypedTable, readable
 
 EVENT_COLUMNS = "e.seq, e.stream_id, e.id, e.type, e.timestamp, e.received_at, e.user_id, e.session_id, e.data"
 # Up to this many streams, a time-ordered page over several streams reads each stream's index in order.
@@ -41,8 +46,12 @@ def _on_type(condition: Condition) -> bool:
 
 def _conditions(c: Compiler, query: Query, sids: Mapping[int, str]) -> tuple[str, str, str]:
     """(stream condition, the rest, both) of the WHERE clause selecting the query's events."""
-    stream_cond = f"e.stream_id = {c.bind(next(iter(sids)))}" if len(sids) == 1 else \
-        f"e.stream_id IN ({c.bind_list(list(sids))})"
+    if c.alone:
+        stream_cond = "1"  # the typed table holds one stream's events
+    elif len(sids) == 1:
+        stream_cond = f"e.stream_id = {c.bind(next(iter(sids)))}"
+    else:
+        stream_cond = f"e.stream_id IN ({c.bind_list(list(sids))})"
     conds = []
     if query.start is not None:
         conds.append(f"e.timestamp >= {c.bind(query.start)}")
@@ -53,29 +62,68 @@ def _conditions(c: Compiler, query: Query, sids: Mapping[int, str]) -> tuple[str
     return stream_cond, rest, f"{stream_cond} AND {rest}"
 
 
+def _fields(query: Query, page: bool) -> set[str]:
+    """The fields the query's filters, aggregations (and, for a page, sort keys) read."""
+    found = {str(leaf.field) for condition in query.filters for leaf in leaves(condition)}
+
+    def walk(agg: Aggregation) -> None:
+        found.add(str(agg.source))
+        for sub in agg.aggs:
+            walk(sub)
+
+    for agg in query.aggregations:
+        walk(agg)
+    if page:
+        found.update(str(s.field) for s in query.sort)
+    return found
+
+
+def compiler_for(query: Query, sids: Mapping[int, str], typed: TypedTable | None, page: bool) -> Compiler:
+    """A compiler reading typed columns where the stream has them: from the typed table alone when every field
+    is there (not for a page: it returns the documents), else joined to the events."""
+    if typed is None:
+        return Compiler(query, sids)
+    fields = _fields(query, page)
+    if not fields & typed.columns.keys():
+        return Compiler(query, sids)
+    alone = not page and fields <= {"timestamp", "tenant", "plugin", *typed.columns}
+    return Compiler(query, sids, typed, alone)
+
+
+def typed_table(conn: sqlite3.Connection, sids: Mapping[int, str]) -> TypedTable | None:
+    """The typed table of a query over one stream, when it has a complete one."""
+    return readable(conn, next(iter(sids))) if len(sids) == 1 else None
+
+
 def run_query(conn: sqlite3.Connection, query: Query, cursor: tuple[list[Any], int] | None) -> QueryResult:
     """Answer a query (its cursor decoded) inside the caller's read transaction."""
     sids = stream_ids(conn, query)
     if not sids:
         return QueryResult(total=0 if query.count_total else None, aggregations=aggregate([], query.aggregations))
     c = Compiler(query, sids)
-    stream_cond, rest, where = _conditions(c, query, sids)
+    stream_cond, _, _ = _conditions(c, query, sids)
+    typed = typed_table(conn, sids)
     result = QueryResult()
     # Filters only on the type (and the constant fields): counts come from the day summary.
     by_days = all(_on_type(f) or _is_constant(f) for f in query.filters)
+    # The total and aggregations (no page): from the typed table alone when it has every field they read.
+    a = compiler_for(query, sids, typed, page=False)
+    _, _, where = _conditions(a, query, sids)
     if query.count_total:
         if by_days:
             result.total = day_total(conn, c, query, stream_cond)
         else:
-            result.total = conn.execute(f"SELECT count(*) FROM events e WHERE {where}", c.params).fetchone()[0]
+            result.total = conn.execute(f"SELECT count(*) FROM {a.source} WHERE {where}", a.params).fetchone()[0]
     if query.limit:
-        fetch_page(conn, c, query, sids, rest, where, cursor, result)
+        p = compiler_for(query, sids, typed, page=True)
+        _, page_rest, page_where = _conditions(p, query, sids)
+        fetch_page(conn, p, query, sids, page_rest, page_where, cursor, result)
     if query.aggregations:
         if by_days and all(map(day_computable, query.aggregations)):
             rows = day_rows(conn, c, query, stream_cond)
             result.aggregations = day_aggregate(rows, query.aggregations)
         else:
-            found = sql_aggregate(conn, c, where, query.aggregations, [])
+            found = sql_aggregate(conn, a, where, query.aggregations, [])
             result.aggregations = fill(query.aggregations, found.get((), {}))
     return result
 
@@ -86,9 +134,9 @@ def scan_rows(conn: sqlite3.Connection, query: Query) -> Iterator[tuple[int, Eve
     sids = stream_ids(conn, query)
     if not sids:
         return
-    c = Compiler(query, sids)
+    c = compiler_for(replace(query, aggregations=()), sids, typed_table(conn, sids), page=True)
     _, _, where = _conditions(c, query, sids)
-    rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events e WHERE {where}", c.params)
+    rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM {c.source} WHERE {where}", c.params)
     while batch := rows.fetchmany(1000):
         for row in batch:
             yield row[0], Event(tenant=query.tenant, plugin=query.plugin, stream=sids[row[1]], id=row[2],
@@ -190,7 +238,7 @@ def fetch_page(conn: sqlite3.Connection, c: Compiler, query: Query, sids: Mappin
         outer = [f"s{i} {'DESC' if s.descending else 'ASC'}" for i, s in enumerate(query.sort)]
         sql = f"{' UNION ALL '.join(arms)} ORDER BY {', '.join(outer)}, seq {last} LIMIT {limit} OFFSET {offset}"
     else:
-        sql = (f"SELECT {columns} FROM events e WHERE {where} ORDER BY {', '.join([*order, 'e.seq ' + last])} "
+        sql = (f"SELECT {columns} FROM {c.source} WHERE {where} ORDER BY {', '.join([*order, 'e.seq ' + last])} "
                f"LIMIT {limit} OFFSET {offset}")
     rows = conn.execute(sql, c.params).fetchall()
     if len(rows) > query.limit:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
 from gateway.query.calendar import DAY_MS
+
+from .typed import declare_missing
 
 
 def day_of(ms: str) -> str:
@@ -83,6 +86,22 @@ MIGRATIONS: list[tuple[str, ...]] = [
         f"""INSERT INTO event_days (stream_id, type, day, n)
                SELECT stream_id, type, {day_of("timestamp")}, count(*) FROM events GROUP BY 1, 2, 3""",
     ),
+    (
+        # The catalog of typed columns (`backends.sqlite.typed`): which streams have a table ``typed_<id>``,
+        # which range of it is still to be filled, and the column (``c<position>``) of each stored path.
+        # The tables of streams that already have a schema are declared by `AFTER_MIGRATION`.
+        """CREATE TABLE typed_tables (
+               stream_id INTEGER PRIMARY KEY REFERENCES streams (id) ON DELETE CASCADE,
+               backfill_from INTEGER NOT NULL DEFAULT 0,
+               backfill_to INTEGER)""",
+        """CREATE TABLE typed_columns (
+               stream_id INTEGER NOT NULL REFERENCES typed_tables (stream_id) ON DELETE CASCADE,
+               position INTEGER NOT NULL,
+               path TEXT NOT NULL,
+               exact INTEGER NOT NULL DEFAULT 1,
+               PRIMARY KEY (stream_id, position),
+               UNIQUE (stream_id, path))""",
+    ),
 ]
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
@@ -96,11 +115,20 @@ INSERT_EVENT = (
     "VALUES ((SELECT id FROM streams WHERE tenant = ? AND plugin = ? AND name = ?), ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (stream_id, id) DO NOTHING"
 )
+#: `INSERT_EVENT` with the seq given (a batch with typed columns numbers its events itself: max(seq) + 1 on,
+#: what SQLite would choose, so that it knows which typed rows belong to which event).
+INSERT_EVENT_SEQ = (
+    "INSERT INTO events (seq, stream_id, id, type, timestamp, received_at, user_id, session_id, data) "
+    "VALUES (?, (SELECT id FROM streams WHERE tenant = ? AND plugin = ? AND name = ?), ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (stream_id, id) DO NOTHING"
+)
 #: Creates a missing stream in the appending transaction (``append(..., create_streams=True)``).
 INSERT_STREAM = ("INSERT INTO streams (tenant, plugin, name, created_at) VALUES (?, ?, ?, ?) "
                  "ON CONFLICT (tenant, plugin, name) DO NOTHING")
 #: tenant of a stream being deleted (no configured tenant can have it: tenants match [A-Za-z0-9_.-]+)
 TOMBSTONE = "\x00deleted"
+#: Python steps run right after a migration's statements, in its transaction (by migration number).
+AFTER_MIGRATION: dict[int, Callable[[sqlite3.Connection], None]] = {3: lambda conn: declare_missing(conn, TOMBSTONE)}
 UNAVAILABLE_MESSAGES = ("unable to open", "disk i/o", "locked", "busy", "readonly", "read-only", "disk is full",
                          "malformed", "not a database", "out of memory")
 
