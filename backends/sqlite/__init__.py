@@ -4,7 +4,7 @@ Modules: `backend` (the class: catalog, durable append), `connections` (per proc
 sessions, migrations), `schema` (tables, triggers, migrations, URL parsing), `compiler` (neutral query ->
 SQL fragments), `reader` (one query's total, page and aggregations in a read transaction), `aggregate`
 (aggregations in SQL and from the day summary), `group_commit` (concurrent appends share one transaction
-and one fsync).
+and one fsync), `typed` (the declared fields of streams with a schema in typed columns, read instead of JSON).
 
 URL forms: ``sqlite:///relative/path.db`` (relative to the working directory), ``sqlite:////abs/path.db``,
 and ``sqlite://`` or ``sqlite:///:memory:`` for a private in-memory database (one connection behind a
