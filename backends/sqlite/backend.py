@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from gateway.events import Event, FieldSpec, Stream, now_ms
@@ -37,6 +37,7 @@ from gateway.storage import (
 
 from . import typed
 from .connections import Connections
+from .fills import BackgroundFills
 from .group_commit import GroupCommitter
 from .probe import check_files_writable
 from .reader import run_query, scan_rows
@@ -89,6 +90,7 @@ class SQLiteBackend(Connections, Backend):
         self._probes = itertools.count(int(time.time()))
         self._writer_conn: sqlite3.Connection | None = None  # the connection WRITER_PRAGMAS were set on
         self._typed = typed.Writer()
+        self.fills = BackgroundFills(self._fill_in_thread)
         self._committer = GroupCommitter(self._commit_batches,
                                          lock_path=None if self.memory else f"{self.path}-writelock")
         if self.memory:
@@ -111,6 +113,7 @@ class SQLiteBackend(Connections, Backend):
 
     def close(self) -> None:
         """Close this process's connections (connections of other threads included)."""
+        self.fills.stop()
         pid = os.getpid()
         for owner, conn in self._connections:
             if owner == pid:
@@ -165,20 +168,19 @@ class SQLiteBackend(Connections, Backend):
     def update_stream_schema(self, tenant: str, plugin: str, name: str, schema: tuple[FieldSpec, ...] | None, *,
                              expected: tuple[FieldSpec, ...] | None) -> Stream:
         """Replace the schema if it is still `expected`: read and write in one write transaction, with the typed
-        columns it declares (`backends.sqlite.typed`); existing events are then copied into new columns in
-        chunks (each its own transaction), which makes this call take time proportional to the stream."""
-        with self._session() as conn:
-            with self._transaction(conn, "BEGIN IMMEDIATE"):
-                row = conn.execute("SELECT tenant, plugin, name, created_at, schema, id FROM streams "
-                                   "WHERE tenant = ? AND plugin = ? AND name = ?", (tenant, plugin, name)).fetchone()
-                if row is None:
-                    raise StreamNotFound(f"stream [{name}] does not exist")
-                if self._stream(row[:5]).schema != (None if expected is None else tuple(expected)):
-                    raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile")
-                conn.execute("UPDATE streams SET schema = ? WHERE id = ?", (self._schema_text(schema), row[5]))
-                fill = typed.declare(conn, row[5], schema)
-            if fill:
-                self._fill(conn, row[5])
+        columns it declares (`backends.sqlite.typed`); existing events are then copied into new columns by a
+        background fill (`backends.sqlite.fills`), so the call does not take time proportional to the stream."""
+        with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
+            row = conn.execute("SELECT tenant, plugin, name, created_at, schema, id FROM streams "
+                               "WHERE tenant = ? AND plugin = ? AND name = ?", (tenant, plugin, name)).fetchone()
+            if row is None:
+                raise StreamNotFound(f"stream [{name}] does not exist")
+            if self._stream(row[:5]).schema != (None if expected is None else tuple(expected)):
+                raise SchemaConflict(f"the schema of stream [{name}] changed meanwhile")
+            conn.execute("UPDATE streams SET schema = ? WHERE id = ?", (self._schema_text(schema), row[5]))
+            fill = typed.declare(conn, row[5], schema)
+        if fill:
+            self._start_fill(row[5])
         return Stream(tenant=tenant, plugin=plugin, name=name, created_at=row[3],
                       schema=None if schema is None else tuple(schema))
 
@@ -212,17 +214,32 @@ class SQLiteBackend(Connections, Backend):
                     conn.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
                     return
 
-    def _fill(self, conn: sqlite3.Connection, stream_id: int) -> None:
+    def _fill(self, conn: sqlite3.Connection, stream_id: int, stopping: Callable[[], bool] = bool) -> None:
         """Copy a stream's existing events into its typed table, a chunk per write transaction."""
         more = True
-        while more:
+        while more and not stopping():
             with self._transaction(conn, "BEGIN IMMEDIATE"):
                 more = typed.backfill_step(conn, stream_id)
 
+    def _start_fill(self, stream_id: int) -> None:
+        """A fill in the background; inline for an in-memory database (one connection, used under a lock)."""
+        if self.memory:
+            with self._session() as conn:
+                self._fill(conn, stream_id)
+        else:
+            self.fills.start(stream_id)
+
+    def _fill_in_thread(self, stream_id: int, stopping: Callable[[], bool]) -> None:
+        try:
+            with self._session() as conn:
+                self._fill(conn, stream_id, stopping)
+        finally:
+            self._forget_connection(stale=True)  # this thread ends: close its connection
+
     def _finish_fills(self, conn: sqlite3.Connection) -> None:
-        """Complete typed-table fills a crash interrupted, or that an upgrade of the database declared."""
+        """Resume typed-table fills a crash or a stop interrupted, or that an upgrade of the database declared."""
         for stream_id in typed.pending(conn):
-            self._fill(conn, stream_id)
+            self._start_fill(stream_id)
 
     def _finish_deletes(self, conn: sqlite3.Connection) -> None:
         """Complete deletes a crash interrupted (tombstones left behind)."""

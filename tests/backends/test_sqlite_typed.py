@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -192,10 +194,13 @@ def test_fill_of_older_events_add_and_rename(tmp_path: Path, monkeypatch: pytest
     backend.append([event(i, doc(i), stream="other") for i in range(30)])  # interleaved seqs of another stream
     first = SCHEMA[:2]
     backend.update_stream_schema(T, P, "s", first, expected=None)
+    assert approx(answers(backend), reference(events[:60], first))  # while the fill runs: read from the JSON
+    assert backend.fills.wait(30)
     assert typed_matches_events(path) == 60
     backend.append(events[60:])
     assert typed_matches_events(path) == 100
     backend.update_stream_schema(T, P, "s", SCHEMA, expected=first)  # ALTER TABLE ADD COLUMN, then a fill
+    assert backend.fills.wait(30)
     with sqlite3.connect(path) as conn:
         assert [r[0] for r in conn.execute("SELECT path FROM typed_columns ORDER BY position")] == \
             ["brand", "rating", "price", "ok", "seg.step"]
@@ -208,6 +213,37 @@ def test_fill_of_older_events_add_and_rename(tmp_path: Path, monkeypatch: pytest
         assert conn.execute("PRAGMA schema_version").fetchone()[0] == version  # the catalog only
     assert typed_matches_events(path) == 100
     assert approx(answers(backend), reference(events))
+    backend.close()
+
+
+def test_a_schema_update_answers_before_the_fill_of_older_events(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Declaring columns on a stream with events returns at once; queries read the JSON until the background
+    fill completes (same answers), then the typed table; closing stops a fill, the next open resumes it."""
+    path = tmp_path / "e.db"
+    backend = open_backend(path)
+    backend.create_stream(Stream(T, P, "s"))
+    events = [event(i, doc(i)) for i in range(30)]
+    backend.append(events)
+    release = threading.Event()
+    fill = backend._fill
+
+    def held_fill(*args: Any) -> None:  # held before its first chunk (no transaction open meanwhile)
+        assert release.wait(30), "the test never released the fill"
+        fill(*args)
+
+    monkeypatch.setattr(backend, "_fill", held_fill)
+    began = time.monotonic()
+    backend.update_stream_schema(T, P, "s", SCHEMA, expected=None)
+    assert time.monotonic() - began < 5  # did not wait for the (held) fill
+    assert not backend.fills.wait(0.1)  # still running
+    assert not any("typed_1" in s for s in typed_statements(backend, QUERIES[1]))  # the JSON is read meanwhile
+    assert approx(answers(backend), reference(events))
+    backend.append([event(i, doc(i)) for i in range(30, 40)])  # appends go on beside the fill
+    release.set()
+    assert backend.fills.wait(30)
+    assert typed_matches_events(path) == 40
+    assert any("typed_1" in s for s in typed_statements(backend, QUERIES[1]))
     backend.close()
 
 
@@ -225,6 +261,7 @@ def test_an_interrupted_fill_is_not_read_and_is_finished_on_reopen(tmp_path: Pat
     assert approx(answers(backend), reference(events))
     backend.close()
     backend = open_backend(path)
+    assert backend.fills.wait(30)  # resumed in the background by the open
     assert typed_matches_events(path) == 50
     assert any("typed_1" in s for s in typed_statements(backend, QUERIES[1]))
     backend.close()
@@ -284,7 +321,8 @@ def test_layout_changes_by_another_writer_are_seen(tmp_path: Path) -> None:
     first.create_stream(Stream(T, P, "s", schema=SCHEMA[:1]))
     second.append([event(i, doc(i)) for i in range(10)])
     first.update_stream_schema(T, P, "s", SCHEMA, expected=SCHEMA[:1])
-    second.append([event(i, doc(i)) for i in range(10, 30)])
+    second.append([event(i, doc(i)) for i in range(10, 30)])  # perhaps while the fill of the first ten runs
+    assert first.fills.wait(30)
     assert typed_matches_events(path) == 30
     first.delete_stream(T, P, "s")
     first.create_stream(Stream(T, P, "s", schema=SCHEMA[2:]))
@@ -317,6 +355,7 @@ def test_a_database_of_the_previous_version_gets_typed_columns(tmp_path: Path) -
                           for i, e in enumerate(events)] +
                          [(3, f"x{i}", 0, 0, "{}") for i in range(5)])
     backend = open_backend(path)
+    assert backend.fills.wait(30)
     assert backend.health()["schema_version"] == len(MIGRATIONS) == 3
     with sqlite3.connect(path) as conn:
         assert [r[0] for r in conn.execute("SELECT stream_id FROM typed_tables")] == [1]
@@ -374,6 +413,7 @@ def test_random_documents_answer_as_the_reference(tmp_path_factory: pytest.TempP
     backend.update_stream_schema(T, P, "s", SCHEMA, expected=None)
     if events[split:]:
         backend.append(events[split:])
+    assert backend.fills.wait(30)
     assert typed_matches_events(path) == len(events)
     assert approx(answers(backend), reference(events))
     backend.close()
