@@ -18,7 +18,15 @@ from gateway.openapi import operation
 
 from . import apidoc, service
 from .cluster import cluster_info
-from .errors import COMPATIBLE_VERSIONS, CURRENT_MAJOR, EsError, ShortEsError, compatible_version, es_response
+from .errors import (
+    COMPATIBLE_VERSIONS,
+    CURRENT_MAJOR,
+    EsError,
+    ShortEsError,
+    compatible_version,
+    encode,
+    es_response,
+)
 from .schemas import EVENT_SCHEMAS
 
 blueprint = Blueprint(service.PLUGIN, __name__)
@@ -27,6 +35,8 @@ COMMON_PARAMS = frozenset({"pretty", "human", "error_trace", "filter_path"})
 COLLECTION_PARAMS = COMMON_PARAMS | {"master_timeout", "timeout"}
 EVENT_PARAMS = COMMON_PARAMS | {"debug", "source", "source_content_type"}
 JSON_TYPES = frozenset({"application/json", "application/vnd.elasticsearch+json"})
+#: The answer to an accepted event, encoded once.
+ACCEPTED = encode({"accepted": True})
 
 
 def _no_body() -> None:
@@ -173,4 +183,4 @@ def post_event(collection: str, event_type: str) -> Response:
     body: dict[str, Any] = {"accepted": True}
     if debug:
         body["event"] = event.data
-    return es_response(body, 202)
+    return es_response(body, 202, encoded=None if debug else ACCEPTED)
