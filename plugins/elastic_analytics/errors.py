@@ -15,6 +15,7 @@ from typing import Any
 from flask import Response, g, request
 
 from gateway.errors import GatewayError, MissingCredentials, allowed_methods
+from gateway.flaskapp import current_request
 from gateway.jsonbody import InvalidJSON
 
 from .filter_path import apply_filter_path
@@ -88,7 +89,7 @@ def compatible_version(header: str) -> str | None:
 
 def content_type() -> str:
     """Answer in the compatible media type when the client asked for a supported one, else plain JSON."""
-    return _content_type(request.environ.get("HTTP_ACCEPT", ""))
+    return _content_type(current_request().environ.get("HTTP_ACCEPT", ""))
 
 
 def _content_type(accept: str) -> str:
@@ -113,9 +114,10 @@ def es_response(body: Any, status: int = 200, headers: dict[str, str] | None = N
     a ``filter_path`` has to be applied. The response is built with its headers in one go, which costs a
     third of setting them one by one on a `json_response`.
     """
-    environ = request.environ
+    req = current_request()
+    environ = req.environ
     if environ.get("QUERY_STRING"):
-        body = apply_filter_path(body, request.args.get("filter_path"))
+        body = apply_filter_path(body, req.args.get("filter_path"))
         encoded = None
     listed = [("Content-Type", _content_type(environ.get("HTTP_ACCEPT", "")))]
     if headers:
