@@ -6,6 +6,10 @@ request, in the gateway's hooks and views or in Flask's own dispatch:
 * `ensure_sync`: Flask asks `inspect.iscoroutinefunction` about every hook and view on every request (an
   ``async def`` one needs a bridge to an event loop). The gateway's hooks and views are a fixed set, so a
   function found synchronous once is remembered as such.
+* URL matching: werkzeug walks its state machine (a regular expression per dynamic part, a sort of the
+  converted groups) for every request; `CachingMap` remembers the last `MAX_REMEMBERED_MATCHES` successful
+  matches by (host, path, method), so a tracker posting to the same collection matches once. Misses (404,
+  405, redirects) are never remembered and cost what they did; the memory is cleared when a rule is added.
 * The body limit: Flask's `Request.max_content_length` reads ``current_app.config["MAX_CONTENT_LENGTH"]``
   through context-local proxies on each access (twice a request). The gateway's limit is
   ``server.max_body_bytes``, fixed when the app is built, so its request class carries it (Flask's own
@@ -23,14 +27,76 @@ from typing import Any, cast
 
 from flask import Flask, Request, g, request
 from flask.ctx import _AppCtxGlobals
+from werkzeug.routing import Map, Rule
+from werkzeug.routing.matcher import StateMachineMatcher
 
 #: Functions remembered as synchronous by one app at most (hooks and views are registered at start-up; this
 #: only bounds the memory if something registered functions per request).
 MAX_KNOWN_SYNC = 4096
 
 
+#: Successful URL matches remembered per app (paths name collections and streams: the set is the client's to
+#: grow, so it is cleared when full rather than kept in order).
+MAX_REMEMBERED_MATCHES = 1024
+_Match = tuple[Rule, dict[str, Any]]
+
+
+class _RememberingMatcher(StateMachineMatcher):
+    """werkzeug's matcher, answering a (host, path, method) it matched recently from memory."""
+
+    def __init__(self, merge_slashes: bool) -> None:
+        self._recent: dict[tuple[str, str, str, bool], _Match] = {}
+        super().__init__(merge_slashes)
+
+    @property  # type: ignore[override]  # a plain attribute in werkzeug; here changing it forgets the matches
+    def merge_slashes(self) -> bool:
+        return self._merge_slashes
+
+    @merge_slashes.setter
+    def merge_slashes(self, value: bool) -> None:
+        self._merge_slashes = value
+        self._recent.clear()
+
+    def add(self, rule: Rule) -> None:
+        self._recent.clear()
+        super().add(rule)
+
+    def update(self) -> None:
+        self._recent.clear()
+        super().update()
+
+    def match(self, domain: str, path: str, method: str, websocket: bool) -> _Match:
+        key = (domain, path, method, websocket)
+        found = self._recent.get(key)
+        if found is not None:
+            return found[0], dict(found[1])
+        rule, values = super().match(domain, path, method, websocket)  # raises for anything but a match
+        if len(self._recent) >= MAX_REMEMBERED_MATCHES:
+            self._recent.clear()
+        self._recent[key] = (rule, dict(values))
+        return rule, values
+
+
+class CachingMap(Map):
+    """A `werkzeug.routing.Map` whose matcher remembers recent successful matches (see the module doc).
+
+    Falls back to werkzeug's own matcher if a werkzeug release no longer has the one this extends.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        matcher = getattr(self, "_matcher", None)
+        if type(matcher) is StateMachineMatcher:
+            remembering = _RememberingMatcher(matcher.merge_slashes)
+            for rule in self._rules:
+                remembering.add(rule)
+            self._matcher = remembering
+
+
 class GatewayFlask(Flask):
-    """`flask.Flask` with a fixed body limit and `ensure_sync` answered from memory."""
+    """`flask.Flask` with a fixed body limit, remembered URL matches and `ensure_sync` answered from memory."""
+
+    url_map_class = CachingMap
 
     def __init__(self, import_name: str, *, max_body_bytes: int) -> None:
         super().__init__(import_name)
