@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flask import g, request
-
 from .auth import Credential
 from .errors import Forbidden, MissingCredentials
 from .events import Event, Stream, new_event_id, now_ms
+from .flaskapp import current_globals, current_request
 from .metrics import count_accepted
 from .netaddr import client_ip as _client_ip
 from .quotas import quota
@@ -26,7 +25,7 @@ __all__ = ["Event", "Stream", "backend", "client_ip", "count_quota", "credential
 
 def credential() -> Credential:
     """The authenticated caller of this request."""
-    cred = g.get("credential")
+    cred = current_globals().get("credential")
     if cred is None:
         raise MissingCredentials()
     return cred
@@ -35,7 +34,7 @@ def credential() -> Credential:
 def require_grant(action: str, stream: str | None = None, *, plugin: str | None = None) -> Credential:
     """The caller, after checking it holds ``<plugin>:<action>[:<stream>]``; 403 otherwise."""
     cred = credential()
-    plugin_name = plugin or request.blueprint or ""
+    plugin_name = plugin or current_request().blueprint or ""
     if not cred.allows(plugin_name, action, stream):
         needed = f"{plugin_name}:{action}" + (f":{stream}" if stream else "")
         raise Forbidden(f"action [{needed}] is unauthorized for credential [{cred.id}]", detail=needed)
@@ -49,7 +48,7 @@ def count_quota(name: str, *key: str) -> None:
     ``count_quota("searches", tenant, event_type)``; `[quotas.<api>] name = "..."` overrides the limit as usual.
     """
     state = get_state()
-    api = state.apis[request.blueprint or ""]
+    api = state.apis[current_request().blueprint or ""]
     assert state.quotas is not None
     state.quotas.count(api, name, *key)
 
@@ -65,18 +64,18 @@ def plugin_settings(name: str | None = None) -> Any:
     Loaded once at start-up. A plugin that declares no API (an enricher, say) gets its raw table.
     """
     state = get_state()
-    api = state.apis.get(name or request.blueprint or "")
+    api = state.apis.get(name or current_request().blueprint or "")
     return api.settings if api is not None else state.config.plugin_settings(name or "")
 
 
 def client_ip() -> str | None:
     """The caller's address: the first valid X-Forwarded-For value (if trusted), else the peer."""
-    return _client_ip(request, trust_forwarded_for=get_state().config.server["trust_forwarded_for"])
+    return _client_ip(current_request(), trust_forwarded_for=get_state().config.server["trust_forwarded_for"])
 
 
 def user_agent() -> str | None:
     """The User-Agent header, or None when absent or blank."""
-    value = request.headers.get("User-Agent")
+    value = current_request().headers.get("User-Agent")
     return value if value and value.strip() else None
 
 
@@ -88,12 +87,12 @@ def store_events(events: Sequence[Event], *, enrich: bool = True, create_streams
     call (for SQLite, in the transaction that stores the events).
     """
     state = get_state()
+    current = current_request()
     if enrich:
         hook = state.pm.hook.enrich_event
         if hook.get_hookimpls():  # pluggy's dispatch costs microseconds an event even with no implementation
-            current = request._get_current_object()  # type: ignore[attr-defined]
             for event in events:
                 hook(event=event, request=current)
     stored = state.backend.append(events, create_streams=True) if create_streams else state.backend.append(events)
-    count_accepted(request.blueprint or "", len(events))  # duplicates the store already held count as accepted
+    count_accepted(current.blueprint or "", len(events))  # duplicates the store already held count as accepted
     return stored

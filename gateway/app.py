@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -33,6 +33,7 @@ from .errors import (
     from_http_exception,
     render_gateway_error,
 )
+from .flaskapp import GatewayFlask, current_globals, current_request
 from .jsonbody import read_body
 from .plugins import allow_list, build_plugin_manager, declared_apis, known_plugin_names, registered_backends
 from .state import EXTENSION_KEY, Api, GatewayState, get_state
@@ -86,8 +87,7 @@ def _build(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None, p
             raise ConfigError(message if message.startswith("storage.") else f"storage.url: {message}") from None
     backend.query_timeout = cfg.storage["query_timeout"]  # every query's deadline (gateway.query.deadline)
 
-    app = Flask("gateway")
-    app.config["MAX_CONTENT_LENGTH"] = cfg.server["max_body_bytes"]
+    app = GatewayFlask("gateway", max_body_bytes=cfg.server["max_body_bytes"])
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False  # "//" would otherwise be an HTML redirect page, not a vendor error
     state = GatewayState(config=cfg, pm=pm, backend=backend, credentials=CredentialStore(cfg.credentials))
@@ -186,26 +186,29 @@ def load_settings(api: VendorApi, raw: dict[str, Any]) -> Any:
 
 def _authenticate() -> None:
     """Before every plugin route: read the credential with the API's scheme, check it, count its quotas."""
+    req = current_request()
+    blueprint = req.blueprint
     state = get_state()
-    api = state.apis.get(request.blueprint) if request.blueprint else None
-    if api is None or request.method == "OPTIONS":
+    api = state.apis.get(blueprint) if blueprint else None
+    if api is None or req.method == "OPTIONS":
         return
-    presented = api.read_credential(request)
+    presented = api.read_credential(req)
     if presented is None:
         raise MissingCredentials()
     credential = state.credentials.authenticate(presented)
     if credential is None:
         raise InvalidCredentials()
-    g.credential = credential
-    g.presented = presented
-    state.quotas.check(credential, request.endpoint)
-    if "chunked" in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower() and request.content_length is None:
-        read_body(request, state.config.server["max_body_bytes"])  # 413 for chunked bodies too, then cached
+    facts = current_globals()
+    facts.credential = credential
+    facts.presented = presented
+    state.quotas.check(credential, req.endpoint)
+    if "chunked" in req.environ.get("HTTP_TRANSFER_ENCODING", "").lower() and req.content_length is None:
+        read_body(req, state.config.server["max_body_bytes"])  # 413 for chunked bodies too, then cached
 
 
 def _no_html(response: Response) -> Response:
     """Flask's automatic OPTIONS answer is an empty body typed text/html: drop the type, keep the Allow."""
-    if request.method == "OPTIONS" and response.mimetype == "text/html" and not response.get_data():
+    if current_request().method == "OPTIONS" and response.mimetype == "text/html" and not response.get_data():
         del response.headers["Content-Type"]
     return response
 

@@ -6,7 +6,7 @@ a vendor: `data` is the vendor document after validation and enrichment, opaque 
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +21,11 @@ def now_ms() -> int:
 
 
 def new_event_id() -> str:
-    """A server-made event id (128 random bits as hex), for vendors whose events carry none."""
-    return secrets.token_hex(16)
+    """A server-made event id (128 random bits as hex), for vendors whose events carry none.
+
+    ``secrets.token_hex(16)`` without its two layers of calls: the same `os.urandom` bytes.
+    """
+    return os.urandom(16).hex()
 
 
 @dataclass(slots=True)

@@ -131,11 +131,9 @@ def parse_json(raw: bytes | str, *, reject_duplicate_keys: bool = False) -> Any:
     else:
         text, data = raw, raw.encode("utf-8", "surrogatepass")
     try:
-        if reject_duplicate_keys:
-            value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float,
-                               object_pairs_hook=_unique_keys)
-        else:
-            value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        if text.startswith("\ufeff"):  # what json.loads refuses before decoding
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = (_UNIQUE_KEYS_DECODER if reject_duplicate_keys else _DECODER).decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidJSON(exc.msg, line=exc.lineno, column=exc.colno) from None
     except RecursionError:
@@ -215,3 +213,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
         raise InvalidJSON(f"Duplicate field '{duplicate}'", duplicate_key=duplicate)
     return out
+
+
+# Built once (json.loads with options builds a decoder per call). Sharing one between threads is what
+# json.loads does with its default decoder: a scan keeps its state on the stack, the scanner's only shared
+# state is a key-interning memo.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+_UNIQUE_KEYS_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float,
+                                        object_pairs_hook=_unique_keys)

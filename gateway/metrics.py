@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 from .auth import standard_scheme
 from .errors import Forbidden, InvalidCredentials, MissingCredentials
+from .flaskapp import current_globals, current_request
 from .metrics_batch import BATCH
 from .state import get_state
 
@@ -116,15 +117,15 @@ def init_app(app: Flask, state: GatewayState, mode: str, access_log: AccessLog |
     write = access_log.write if access_log is not None else None
 
     def start() -> None:
-        g.started = clock()
+        current_globals().started = clock()
 
     def finish(response: Response) -> Response:
-        facts = g._get_current_object()  # one proxy lookup instead of one per attribute
+        facts = current_globals()  # one proxy lookup instead of one per attribute
         started = getattr(facts, "started", None)
         if started is None:
             return response
         seconds = clock() - started
-        req = request._get_current_object()  # type: ignore[attr-defined]
+        req = current_request()
         rule = req.url_rule
         slot = getattr(rule, "gateway_metrics", None) if rule is not None else None
         if slot is None:  # no rule matched: label by the API that claims the path

@@ -71,4 +71,4 @@ class GatewayState:
 
 def get_state(app: Flask | None = None) -> GatewayState:
     """The state of `app`, or of the current app."""
-    return (app or current_app).extensions[EXTENSION_KEY]
+    return (app or current_app._get_current_object()).extensions[EXTENSION_KEY]  # type: ignore[attr-defined]

@@ -129,6 +129,8 @@ class MemoryBackend(Backend):
 
         With `create_streams`, missing streams are created under the same lock (no one sees them empty
         before the batch, and a failing batch creates none)."""
+        if len(events) == 1:
+            return self._append_one(events[0], create_streams)
         prepared = []
         for event in events:
             prepared.append((event, to_record(event, check_event(event))))
@@ -156,6 +158,23 @@ class MemoryBackend(Backend):
             for data, batch in by_stream.values():
                 data.insert(batch)
             return sum(len(batch) for _, batch in by_stream.values())
+
+    def _append_one(self, event: Event, create_streams: bool) -> int:
+        """`append` of a one-event batch (single-event ingest), without the batch bookkeeping."""
+        record = to_record(event, check_event(event))
+        with self._lock:
+            streams = self._catalog.get((event.tenant, event.plugin))
+            data = streams.get(event.stream) if streams is not None else None
+            if data is None:
+                if not create_streams:
+                    raise StreamNotFound(f"stream [{event.stream}] does not exist")
+                data = StreamData(Stream(tenant=event.tenant, plugin=event.plugin, name=event.stream))
+                self._catalog.setdefault((event.tenant, event.plugin), {})[event.stream] = data
+            if event.id in data.ids:
+                return 0
+            data.ids[event.id] = None
+            data.insert_one(next(self._seq), record)
+            return 1
 
     def answer(self, query: Query) -> QueryResult:
         """Answer a query of the native model with the semantics documented in `gateway.query`."""

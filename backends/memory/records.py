@@ -155,6 +155,9 @@ class SortedRecords:
         """Insert (seq, record) pairs whose seqs are larger than any stored one."""
         if not batch:
             return
+        if len(batch) == 1:  # single-event ingest: no generators, no order check
+            self.insert_one(*batch[0])
+            return
         in_order = all(batch[i][1][TS] <= batch[i + 1][1][TS] for i in range(len(batch) - 1))
         if in_order and (not self.ts or self.ts[-1] <= batch[0][1][TS]):
             self.ts.extend(record[TS] for _, record in batch)
@@ -179,6 +182,23 @@ class SortedRecords:
             self.ts = array("q", [row[0] for row in rows])
             self.seqs = array("q", [row[1] for row in rows])
             self.records = [row[2] for row in rows]
+
+    def insert_one(self, seq: int, record: Record) -> None:
+        """Insert one record whose seq is larger than any stored one (`insert` of a one-item batch)."""
+        ts = record[TS]
+        if not self.ts or self.ts[-1] <= ts:
+            self.ts.append(ts)
+            self.seqs.append(seq)
+            self.records.append(record)
+            for field, column in self.columns.items():
+                column.extend([record[DATA]], data_getter(field))
+            return
+        at = bisect.bisect_right(self.ts, ts)
+        self.ts.insert(at, ts)
+        self.seqs.insert(at, seq)
+        self.records.insert(at, record)
+        for field, column in self.columns.items():
+            column.insert(at, record[DATA], data_getter(field))
 
     def bounds(self, start: int | None, end: int | None) -> tuple[int, int]:
         """Index range of records with ``start <= timestamp < end``."""
@@ -214,6 +234,9 @@ class StreamData:
 
     def insert(self, batch: list[tuple[int, Record]]) -> None:
         """Insert (seq, record) pairs whose seqs are larger than any stored one."""
+        if len(batch) == 1:
+            self.insert_one(*batch[0])
+            return
         self.all.insert(batch)
         groups: dict[str, list[tuple[int, Record]]] = {}
         for item in batch:
@@ -227,6 +250,18 @@ class StreamData:
             if target is None:
                 target = self.by_type[kind] = SortedRecords()
             target.insert(items)
+
+    def insert_one(self, seq: int, record: Record) -> None:
+        """`insert` of a one-item batch, without grouping by type."""
+        self.all.insert_one(seq, record)
+        kind = record[TYPE]
+        if kind.__class__ is str:
+            target = self.by_type.get(kind)
+            if target is None:
+                target = self.by_type[kind] = SortedRecords()
+            target.insert_one(seq, record)
+        else:
+            self.odd += 1
 
     def types(self, filters: Sequence[Filter]) -> list[str]:
         """The stored types satisfying every filter on ``type`` (each type once)."""

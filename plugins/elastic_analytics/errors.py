@@ -8,12 +8,14 @@ media type, answers in it.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from flask import Response, g, request
 
-from gateway.errors import GatewayError, MissingCredentials, allowed_methods, json_response
+from gateway.errors import GatewayError, MissingCredentials, allowed_methods
+from gateway.flaskapp import current_request
 from gateway.jsonbody import InvalidJSON
 
 from .filter_path import apply_filter_path
@@ -87,7 +89,10 @@ def compatible_version(header: str) -> str | None:
 
 def content_type() -> str:
     """Answer in the compatible media type when the client asked for a supported one, else plain JSON."""
-    accept = request.environ.get("HTTP_ACCEPT", "")
+    return _content_type(current_request().environ.get("HTTP_ACCEPT", ""))
+
+
+def _content_type(accept: str) -> str:
     if "vnd.elasticsearch+json" in accept:
         version = compatible_version(accept) or CURRENT_MAJOR
         if version in COMPATIBLE_VERSIONS:
@@ -95,17 +100,33 @@ def content_type() -> str:
     return "application/json"
 
 
-def es_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def encode(body: Any) -> bytes:
+    """A body as ES's answers (and `json_response`) encode it: compact, ASCII-only JSON."""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def es_response(body: Any, status: int = 200, headers: dict[str, str] | None = None, *,
+                encoded: bytes | None = None) -> Response:
     """A JSON response as ES sends it: ``filter_path`` applied, the product header, ``X-Opaque-Id`` echoed,
-    in the media type the client accepts."""
-    if request.environ.get("QUERY_STRING"):
-        body = apply_filter_path(body, request.args.get("filter_path"))
-    response = json_response(body, status, headers, mimetype=content_type())
-    response.headers[PRODUCT_HEADER[0]] = PRODUCT_HEADER[1]
-    opaque = request.environ.get("HTTP_X_OPAQUE_ID")
+    in the media type the client accepts.
+
+    `encoded` is `body` already encoded by `encode` (a constant answer, encoded once at import): used unless
+    a ``filter_path`` has to be applied. The response is built with its headers in one go, which costs a
+    third of setting them one by one on a `json_response`.
+    """
+    req = current_request()
+    environ = req.environ
+    if environ.get("QUERY_STRING"):
+        body = apply_filter_path(body, req.args.get("filter_path"))
+        encoded = None
+    listed = [("Content-Type", _content_type(environ.get("HTTP_ACCEPT", "")))]
+    if headers:
+        listed.extend(headers.items())
+    listed.append(PRODUCT_HEADER)
+    opaque = environ.get("HTTP_X_OPAQUE_ID")
     if opaque:
-        response.headers["X-Opaque-Id"] = opaque
-    return response
+        listed.append(("X-Opaque-Id", opaque))
+    return Response(encode(body) if encoded is None else encoded, status=status, headers=listed)
 
 
 def _translate(error: GatewayError) -> EsError | ShortEsError:

@@ -288,7 +288,11 @@ def load_event(event_type: str, raw: Any) -> dict[str, Any]:
         payload = _LOADERS[event_type](raw)
     except ValidationError as err:
         raise to_es_error(schema, raw, err.messages) from None
-    missing = [group for group in schema.required_sets if not any(key in payload for key in group)]
-    if missing:  # search_click: document or page (ObjectParser's required field set)
-        raise to_es_error(schema, raw, {group[0]: [REQUIRED] for group in missing})
+    for group in schema.required_sets:  # search_click: document or page (ObjectParser's required field set)
+        for key in group:
+            if key in payload:
+                break
+        else:
+            missing = [group for group in schema.required_sets if not any(key in payload for key in group)]
+            raise to_es_error(schema, raw, {group[0]: [REQUIRED] for group in missing})
     return payload

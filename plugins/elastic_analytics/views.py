@@ -10,15 +10,24 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from gateway.api import quota, require_grant
+from gateway.flaskapp import current_request
 from gateway.jsonbody import parse_json, read_body
 from gateway.openapi import operation
 
 from . import apidoc, service
 from .cluster import cluster_info
-from .errors import COMPATIBLE_VERSIONS, CURRENT_MAJOR, EsError, ShortEsError, compatible_version, es_response
+from .errors import (
+    COMPATIBLE_VERSIONS,
+    CURRENT_MAJOR,
+    EsError,
+    ShortEsError,
+    compatible_version,
+    encode,
+    es_response,
+)
 from .schemas import EVENT_SCHEMAS
 
 blueprint = Blueprint(service.PLUGIN, __name__)
@@ -27,6 +36,8 @@ COMMON_PARAMS = frozenset({"pretty", "human", "error_trace", "filter_path"})
 COLLECTION_PARAMS = COMMON_PARAMS | {"master_timeout", "timeout"}
 EVENT_PARAMS = COMMON_PARAMS | {"debug", "source", "source_content_type"}
 JSON_TYPES = frozenset({"application/json", "application/vnd.elasticsearch+json"})
+#: The answer to an accepted event, encoded once.
+ACCEPTED = encode({"accepted": True})
 
 
 def _no_body() -> None:
@@ -37,16 +48,18 @@ def _no_body() -> None:
 
 
 def _allow_params(allowed: frozenset[str]) -> None:
-    if not request.environ.get("QUERY_STRING"):
+    req = current_request()
+    if not req.environ.get("QUERY_STRING"):
         return
-    for name in request.args:
+    for name in req.args:
         if name not in allowed:
             raise EsError("illegal_argument_exception",
-                          f"request [{request.path}] contains unrecognized parameter: [{name}]")
+                          f"request [{req.path}] contains unrecognized parameter: [{name}]")
 
 
 def _bool_param(name: str) -> bool:
-    value = request.args.get(name) if request.environ.get("QUERY_STRING") else None
+    req = current_request()
+    value = req.args.get(name) if req.environ.get("QUERY_STRING") else None
     if value is None:
         return False
     if value in ("", "true"):
@@ -69,10 +82,9 @@ def _vendor_version(header: str) -> str | None:
     return compatible_version(header) if "vnd.elasticsearch+" in header.lower() else None
 
 
-def _check_compatible_versions(content_type: str) -> None:
+def _check_compatible_versions(content_type: str, accept: str) -> None:
     """ES requires the same compatible-with version on Accept and Content-Type; a header that names none
     (``Accept: */*``, plain JSON) means the current version, as on Elasticsearch 9."""
-    accept = request.environ.get("HTTP_ACCEPT", "")
     wanted = _vendor_version(accept) or CURRENT_MAJOR
     sent = _vendor_version(content_type) or CURRENT_MAJOR
     if wanted != sent:
@@ -85,18 +97,19 @@ def _check_compatible_versions(content_type: str) -> None:
 
 def _body_bytes() -> bytes:
     """The raw body (or ``source`` parameter), after ES's Content-Type check; 400 when there is none."""
-    raw = read_body(request, current_app.config["MAX_CONTENT_LENGTH"])
+    req = current_request()
+    raw = read_body(req, req.max_content_length)  # type: ignore[arg-type]  # the gateway's server.max_body_bytes
     if raw:
-        header = request.headers.get("Content-Type")
+        header = req.environ.get("CONTENT_TYPE")  # what ``request.headers.get("Content-Type")`` returns
         if not header:
             raise ShortEsError("Content-Type header is missing", status=406)
         if _media_type(header) not in JSON_TYPES:
             raise ShortEsError(f"Content-Type header [{header}] is not supported", status=406)
-        _check_compatible_versions(header)
+        _check_compatible_versions(header, req.environ.get("HTTP_ACCEPT", ""))
         return raw
-    source = request.args.get("source")
+    source = req.args.get("source")
     if source:
-        source_type = request.args.get("source_content_type")
+        source_type = req.args.get("source_content_type")
         if not source_type:
             raise EsError("illegal_argument_exception", "source and source_content_type parameters are required")
         if _media_type(source_type) not in JSON_TYPES:
@@ -173,4 +186,4 @@ def post_event(collection: str, event_type: str) -> Response:
     body: dict[str, Any] = {"accepted": True}
     if debug:
         body["event"] = event.data
-    return es_response(body, 202)
+    return es_response(body, 202, encoded=None if debug else ACCEPTED)

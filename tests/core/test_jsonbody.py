@@ -29,6 +29,26 @@ def test_refused(raw: bytes, message: str) -> None:
         parse_json(raw)
 
 
+@pytest.mark.parametrize("reject_duplicate_keys", [False, True])
+@pytest.mark.parametrize(("raw", "message"), [
+    (b'{"a": 1e400}', "out of range"),
+    (b'{"a": [1, NaN]}', "NaN"),
+    (b"\xef\xbb\xbf{}", "Unexpected UTF-8 BOM"),  # what json.loads says (the decoders are prebuilt)
+])
+def test_refused_by_both_decoders(raw: bytes, message: str, reject_duplicate_keys: bool) -> None:
+    with pytest.raises(InvalidJSON, match=message):
+        parse_json(raw, reject_duplicate_keys=reject_duplicate_keys)
+
+
+def test_decoders_keep_no_state_between_documents() -> None:
+    """The strict decoders are built once and shared: each document is parsed on its own."""
+    assert parse_json(b'{"a": {"b": 1}}', reject_duplicate_keys=True) == {"a": {"b": 1}}
+    with pytest.raises(InvalidJSON, match="Duplicate field 'b'"):
+        parse_json(b'{"a": {"b": 1, "b": 2}}', reject_duplicate_keys=True)
+    assert parse_json(b'{"b": 1, "a": {"b": 2}}', reject_duplicate_keys=True) == {"b": 1, "a": {"b": 2}}
+    assert parse_json('{"a": 1, "a": 2}') == {"a": 2}
+
+
 def test_position_is_reported() -> None:
     with pytest.raises(InvalidJSON) as info:
         parse_json(b'{\n  "a": tru\n}')

@@ -59,3 +59,33 @@ def test_unreachable_quota_store_answers_503_in_the_vendor_format(make_app) -> N
     health = app.test_client().get("/_gateway/health")
     assert health.status_code == 503 and health.get_json()["quotas"]["status"] == "down"
     assert "path" not in health.get_json()["storage"]
+
+
+def test_memory_counting_is_limits_own_fixed_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lean `count` of the memory store keeps limits' counters: its reads (Retry-After) and a concurrent
+    count by limits itself see the same numbers, and a window starts again once expired."""
+    import threading
+
+    from limits import parse
+    from limits.strategies import FixedWindowRateLimiter
+
+    from gateway import quotas
+
+    storage = quotas.InlineExpiryMemoryStorage()
+    item = parse("5 per minute")
+    key = item.key_for("default", "cred")
+    limiter = FixedWindowRateLimiter(storage)
+    assert [storage.count(key, item.get_expiry()) for _ in range(3)] == [1, 2, 3]
+    assert limiter.hit(item, "default", "cred")  # limits' own incr: the 4th of the same window
+    assert storage.get(key) == 4 and limiter.get_window_stats(item, "default", "cred").remaining == 1
+    assert storage.count(key, item.get_expiry()) == 5 and not limiter.test(item, "default", "cred")
+    now = quotas.time.time()
+    monkeypatch.setattr(quotas.time, "time", lambda: now + 61)  # the window is over: counting restarts
+    assert storage.count(key, item.get_expiry()) == 1
+    monkeypatch.undo()
+    threads = [threading.Thread(target=lambda: [storage.count("k", 60) for _ in range(500)]) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert storage.get("k") == 2000  # every request counted, whatever the thread
