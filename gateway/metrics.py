@@ -21,8 +21,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Request, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Rule
 
 from .auth import standard_scheme
 from .errors import Forbidden, InvalidCredentials, MissingCredentials
@@ -128,6 +130,8 @@ def init_app(app: Flask, state: GatewayState, mode: str, access_log: AccessLog |
         req = current_request()
         rule = req.url_rule
         slot = getattr(rule, "gateway_metrics", None) if rule is not None else None
+        if slot is None and isinstance(req.routing_exception, MethodNotAllowed):
+            slot = getattr(_rule_for_other_methods(app, req), "gateway_metrics", None)  # 405: the path's route
         if slot is None:  # no rule matched: label by the API that claims the path
             api = state.api_for_path(req.path)
             name = api.name if api is not None else "_gateway"
@@ -152,6 +156,20 @@ def count_accepted(api: str, count: int) -> None:
     if child is None:
         child = _ACCEPTED[api] = EVENTS_ACCEPTED.labels(api)
     BATCH.inc(child, count)
+
+
+def _rule_for_other_methods(app: Flask, req: Request) -> Rule | None:
+    """The URL rule of a path that exists, for other methods than the one asked (a 405), so that the answer is
+    counted under that route rather than as unmatched."""
+    allowed = req.routing_exception.valid_methods if isinstance(req.routing_exception, MethodNotAllowed) else None
+    if not allowed:
+        return None
+    adapter = app.create_url_adapter(req)
+    try:
+        rule, _ = adapter.match(method=allowed[0], return_rule=True)  # type: ignore[union-attr]
+    except HTTPException:
+        return None
+    return rule
 
 
 def instrument_backend(backend: Backend) -> None:

@@ -190,7 +190,23 @@ def test_invented_methods_share_one_series(app: Any) -> None:
     methods = {dict(labels).get("method") for name, labels in found if name.startswith("event_gateway_request")}
     assert "other" in methods and not any(m and m.startswith("FANCY") for m in methods)
     assert value(found, "event_gateway_request_duration_seconds_count", api="workplace_search", method="other",
-                 route="<unmatched>", status="405") >= 5  # a 405 matches no rule: labelled by the API of the path
+                 route=ROUTE, status="405") == 5  # a 405 on an existing path: counted under that path's route
+
+
+def test_a_405_is_counted_under_the_route_of_its_path(app: Any) -> None:
+    client = app.test_client()
+    before = scrape(client)
+    assert client.get(ROUTE).status_code == 405  # the route takes POST only
+    assert client.put("/api/analytics/events").status_code == 405
+    after = scrape(client)
+
+    def delta(**labels: str) -> float:
+        name = "event_gateway_request_duration_seconds_count"
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta(api="workplace_search", route=ROUTE, method="GET", status="405") == 1
+    assert delta(api="fluid_topics", route="/api/analytics/events", method="PUT", status="405") == 1
+    assert delta(route="<unmatched>") == 0
 
 
 def test_batched_observations_equal_direct_ones() -> None:
