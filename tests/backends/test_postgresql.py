@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -327,6 +328,19 @@ def test_statement_timeout_cancels_without_storing(postgres_url: str) -> None:
 
 
 # -- outages -------------------------------------------------------------------------------------------
+def until_recovered(attempt: Callable[[], bool], seconds: float = 20) -> None:
+    """Retry `attempt` while the backend answers `BackendUnavailable` (the database is coming back); it must
+    then succeed (return True) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            assert attempt()
+            return
+        except BackendUnavailable:
+            assert time.monotonic() < deadline, "the backend did not recover"
+            time.sleep(0.2)
+
+
 def test_database_down_then_back(postgres_url: str, postgres_server: PgServer) -> None:
     backend = PostgresBackend(postgres_url, FAST_FAIL)
     try:
@@ -344,14 +358,7 @@ def test_database_down_then_back(postgres_url: str, postgres_server: PgServer) -
             assert time.monotonic() - began < 15  # bounded: two attempts each, short timeouts
         finally:
             postgres_server.start()
-        deadline = time.monotonic() + 20
-        while True:  # the same object recovers by itself
-            try:
-                assert backend.append([ev("b", "s", 2), ev("a", "s", 1)]) == 1
-                break
-            except BackendUnavailable:
-                assert time.monotonic() < deadline, "the backend did not recover"
-                time.sleep(0.2)
+        until_recovered(lambda: backend.append([ev("b", "s", 2), ev("a", "s", 1)]) == 1)  # the same object
         assert [e.id for e in backend.query(Query(tenant=T, plugin=P)).events] == ["a", "b"]
     finally:
         backend.close()
@@ -376,14 +383,7 @@ def test_an_outage_is_answered_at_once_after_the_first_failure(postgres_url: str
             assert time.monotonic() - began < 2.0, "requests during an outage waited for the pool"
         finally:
             postgres_server.start()
-        deadline = time.monotonic() + 20
-        while True:  # and the first request after the database is back goes through
-            try:
-                assert backend.append([ev("b", "s", 2)]) == 1
-                break
-            except BackendUnavailable:
-                assert time.monotonic() < deadline, "the backend did not recover"
-                time.sleep(0.2)
+        until_recovered(lambda: backend.append([ev("b", "s", 2)]) == 1)  # the first request after it is back
         assert [e.id for e in backend.query(Query(tenant=T, plugin=P)).events] == ["a", "b"]
     finally:
         backend.close()

@@ -82,6 +82,13 @@ def typed_statements(backend: SQLiteBackend, query: Query) -> list[str]:
     return [s for s in seen if s.startswith("SELECT") and "typed_tables" not in s]
 
 
+def reads_typed_table(backend: SQLiteBackend) -> bool:
+    """Whether a filtered count of stream ``s`` (the first typed table) reads its typed table."""
+    statements = typed_statements(backend, QUERIES[1])
+    assert statements
+    return any("typed_1" in s for s in statements)
+
+
 QUERIES = [
     Query(T, P, streams=("s",), filters=(Filter("data.brand", "eq", "B3"),), limit=5, sort=(Sort("data.price"),)),
     Query(T, P, streams=("s",), filters=(Filter("data.rating", "gte", 3), Filter("data.price", "lt", 50)), limit=0),
@@ -237,13 +244,13 @@ def test_a_schema_update_answers_before_the_fill_of_older_events(tmp_path: Path,
     backend.update_stream_schema(T, P, "s", SCHEMA, expected=None)
     assert time.monotonic() - began < 5  # did not wait for the (held) fill
     assert not backend.fills.wait(0.1)  # still running
-    assert not any("typed_1" in s for s in typed_statements(backend, QUERIES[1]))  # the JSON is read meanwhile
+    assert not reads_typed_table(backend)  # the JSON is read meanwhile
     assert approx(answers(backend), reference(events))
     backend.append([event(i, doc(i)) for i in range(30, 40)])  # appends go on beside the fill
     release.set()
     assert backend.fills.wait(30)
     assert typed_matches_events(path) == 40
-    assert any("typed_1" in s for s in typed_statements(backend, QUERIES[1]))
+    assert reads_typed_table(backend)
     backend.close()
 
 
@@ -256,14 +263,13 @@ def test_an_interrupted_fill_is_not_read_and_is_finished_on_reopen(tmp_path: Pat
     with backend._session() as conn:  # what a crash in the middle of a fill leaves behind
         conn.execute("DELETE FROM typed_1 WHERE seq > 20")
         conn.execute("UPDATE typed_tables SET backfill_from = 21, backfill_to = 50")
-    statements = typed_statements(backend, QUERIES[1])
-    assert statements and not any("typed_1" in s for s in statements)  # the JSON is read meanwhile
+    assert not reads_typed_table(backend)  # the JSON is read meanwhile
     assert approx(answers(backend), reference(events))
     backend.close()
     backend = open_backend(path)
     assert backend.fills.wait(30)  # resumed in the background by the open
     assert typed_matches_events(path) == 50
-    assert any("typed_1" in s for s in typed_statements(backend, QUERIES[1]))
+    assert reads_typed_table(backend)
     backend.close()
 
 
@@ -362,7 +368,7 @@ def test_a_database_of_the_previous_version_gets_typed_columns(tmp_path: Path) -
     stored = [e for i, e in enumerate(events) if i % 3]
     assert typed_matches_events(path) == len(stored)
     assert approx(answers(backend), reference(stored))
-    assert any("typed_1" in s for s in typed_statements(backend, QUERIES[1]))
+    assert reads_typed_table(backend)
     backend.append([event(500, doc(500))])
     assert typed_matches_events(path) == len(stored) + 1
     backend.close()
