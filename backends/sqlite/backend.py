@@ -36,14 +36,13 @@ from gateway.storage import (
 )
 
 from . import typed
+from .batch import MissingStream, insert_events
 from .connections import Connections
 from .group_commit import GroupCommitter
 from .probe import check_files_writable
 from .reader import run_query, scan_rows
 from .schema import (
     DEFAULT_BUSY_TIMEOUT_MS,
-    INSERT_EVENT,
-    INSERT_EVENT_SEQ,
     INSERT_STREAM,
     TOMBSTONE,
     WRITER_PRAGMAS,
@@ -275,7 +274,7 @@ class SQLiteBackend(Connections, Backend):
                 for pragma in WRITER_PRAGMAS:  # connection settings: allowed inside the transaction
                     conn.execute(pragma)
                 self._writer_conn = conn
-            layouts = self._typed.refresh(conn)
+            self._typed.refresh(conn)
             for rows, streams, datas in batches:
                 if not rows and not streams:  # a write probe: the smallest real write (the header page)
                     conn.execute(f"PRAGMA user_version = {next(self._probes) % 2**31}")
@@ -286,10 +285,8 @@ class SQLiteBackend(Connections, Backend):
                 try:
                     if streams:
                         conn.executemany(INSERT_STREAM, streams)
-                    added = self._insert(conn, rows, datas, layouts)
-                except sqlite3.IntegrityError as exc:
-                    if "events.stream_id" not in str(exc):
-                        raise
+                    added = insert_events(conn, rows, datas, self._typed)
+                except MissingStream as exc:
                     if alone:
                         raise StreamNotFound(_MISSING_STREAM) from exc
                     conn.execute("ROLLBACK TO batch")
@@ -299,21 +296,6 @@ class SQLiteBackend(Connections, Backend):
                 if not alone:
                     conn.execute("RELEASE batch")
         return results
-
-    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]], datas: list[Any],
-                layouts: Mapping[tuple[str, str, str], typed.Layout]) -> int:
-        """Insert a batch's events (and their typed rows); return how many were new."""
-        # rowcount, not total_changes: the event_days trigger's writes must not count.
-        if not layouts or not any(row[:3] in layouts for row in rows):
-            if len(rows) == 1:
-                return conn.execute(INSERT_EVENT, rows[0]).rowcount
-            return conn.executemany(INSERT_EVENT, rows).rowcount
-        first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
-        added = conn.executemany(INSERT_EVENT_SEQ, [(first + i, *row) for i, row in enumerate(rows)]).rowcount
-        inserted = None if added == len(rows) else \
-            {seq for (seq,) in conn.execute("SELECT seq FROM events WHERE seq >= ?", (first,))}
-        self._typed.write(conn, rows, datas, first, inserted)
-        return added
 
     def pushable(self, condition: Condition) -> bool:
         """Native filters and AND/OR/NOT trees of them compile to SQL."""

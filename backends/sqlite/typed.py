@@ -41,6 +41,8 @@ from typing import Any
 
 from gateway.events import FieldSpec
 
+from . import multirow
+
 BACKFILL_CHUNK = 5000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 #: Marks a value no column can hold (see the module docstring).
@@ -65,9 +67,12 @@ class Layout:
 
     def insert(self, replace: bool = False) -> str:
         """The INSERT of a row (`replace`: over an older copy, when filling)."""
+        return f"{self.head(replace)} VALUES ({', '.join('?' * (2 + len(self.columns)))})"
+
+    def head(self, replace: bool = False) -> str:
+        """The INSERT statement up to its VALUES (for `multirow.insert`: rows of ``2 + len(columns)`` values)."""
         names = ["timestamp", "seq", *(f"c{pos}" for pos, _ in self.columns)]
-        return (f"INSERT{' OR REPLACE' if replace else ''} INTO {self.table} ({', '.join(names)}) "
-                f"VALUES ({', '.join('?' * len(names))})")
+        return f"INSERT{' OR REPLACE' if replace else ''} INTO {self.table} ({', '.join(names)})"
 
 
 def table_name(stream_id: int) -> str:
@@ -292,6 +297,6 @@ class Writer:
         for key, items in groups.items():
             layout = self.layouts[key]
             irregular: set[int] = set()
-            conn.executemany(layout.insert(), typed_rows(layout, items, irregular))
+            multirow.insert(conn, layout.head(), 2 + len(layout.columns), typed_rows(layout, items, irregular))
             if irregular:
                 mark_inexact(conn, layout.stream_id, irregular)
