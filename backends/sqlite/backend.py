@@ -36,7 +36,7 @@ from gateway.storage import (
 )
 
 from . import typed
-from .batch import MissingStream, insert_events
+from .batch import MissingStream, Prepared, insert_events, prepare
 from .connections import Connections
 from .group_commit import GroupCommitter
 from .probe import check_files_writable
@@ -56,10 +56,11 @@ _MISSING_STREAM = "the batch names a stream that does not exist; nothing was sto
 # removed must not make it again with an empty database in it, which would end the outage health reports
 # for the other workers and have them acknowledge into a database the operator did not restore.
 _PREPARED: set[str] = set()
-#: What `append` hands the group committer: the event rows, the streams to create first, the events' data.
-_Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[Any]]
+#: What `append` hands the group committer: the event rows, the streams to create first, the events' data, and
+#: what could be prepared of their writing before the write lock (`backends.sqlite.batch.prepare`).
+_Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[Any], Prepared | None]
 #: The batch of a write probe (`probe_write`): no rows, no streams.
-_PROBE: _Batch = ([], [], [])
+_PROBE: _Batch = ([], [], [], None)
 
 
 class SQLiteBackend(Connections, Backend):
@@ -258,7 +259,7 @@ class SQLiteBackend(Connections, Backend):
             created_at = now_ms()
             streams = [(*key, created_at) for key in dict.fromkeys(row[:3] for row in rows)]
         try:
-            return self._committer.submit((rows, streams, datas))
+            return self._committer.submit((rows, streams, datas, prepare(rows, datas, self._typed)))
         except OSError as exc:  # the writer lock file cannot be opened: the store's directory is gone
             raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
 
@@ -275,7 +276,7 @@ class SQLiteBackend(Connections, Backend):
                     conn.execute(pragma)
                 self._writer_conn = conn
             self._typed.refresh(conn)
-            for rows, streams, datas in batches:
+            for rows, streams, datas, prepared in batches:
                 if not rows and not streams:  # a write probe: the smallest real write (the header page)
                     conn.execute(f"PRAGMA user_version = {next(self._probes) % 2**31}")
                     results.append(0)
@@ -285,7 +286,7 @@ class SQLiteBackend(Connections, Backend):
                 try:
                     if streams:
                         conn.executemany(INSERT_STREAM, streams)
-                    added = insert_events(conn, rows, datas, self._typed)
+                    added = insert_events(conn, rows, datas, self._typed, prepared)
                 except MissingStream as exc:
                     if alone:
                         raise StreamNotFound(_MISSING_STREAM) from exc

@@ -43,11 +43,12 @@ def chunk_sizes(total: int, biggest: int) -> list[int]:
     return sizes
 
 
-def biggest_chunk(conn: sqlite3.Connection, width: int) -> int:
-    """The largest power of two <= `CHUNK` whose rows of `width` values fit in one statement's variables."""
+def biggest_chunk(conn: sqlite3.Connection, width: int, shared: int = 0) -> int:
+    """The largest power of two <= `CHUNK` whose rows of `width` values (and `shared` values bound once for the
+    whole statement) fit in one statement's variables."""
     limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     size = CHUNK
-    while size > 1 and size * width > limit:
+    while size > 1 and size * width + shared > limit:
         size //= 2
     return size
 
@@ -61,5 +62,31 @@ def insert(conn: sqlite3.Connection, head: str, width: int, rows: Sequence[Seque
     for size in chunk_sizes(len(rows), biggest_chunk(conn, width)):
         params = list(chain.from_iterable(rows[start:start + size]))
         changed += conn.execute(statement(head, width, size, tail), params).rowcount
+        start += size
+    return changed
+
+
+@lru_cache(maxsize=512)
+def sequenced_statement(head: str, fixed: int, width: int, count: int, tail: str = "") -> str:
+    """Like `statement`, for rows ``(?1 + k, ?2 .. ?<1 + fixed>, ? x width)``: the k-th row's first value is the
+    bound base plus k, the next `fixed` values are bound once for every row."""
+    lead = "".join(f", ?{2 + j}" for j in range(fixed))
+    cells = ", ?" * width
+    return f"{head} VALUES {', '.join(f'(?1 + {k}{lead}{cells})' for k in range(count))}{tail}"
+
+
+def insert_sequenced(conn: sqlite3.Connection, head: str, fixed: Sequence[Any], width: int, flat: Sequence[Any],
+                     first: int, tail: str = "") -> int:
+    """Insert ``len(flat) // width`` rows ``(first + i, *fixed, *flat[i * width:(i + 1) * width])``; return how many
+    rows the statements changed (as `insert`).
+
+    The values of all rows come as one flat list, so that they can be prepared away from the write lock and
+    bound here without building a tuple per row (the numbering and the constants are in the statement)."""
+    count = len(flat) // width
+    changed = 0
+    start = 0
+    for size in chunk_sizes(count, biggest_chunk(conn, width, 1 + len(fixed))):
+        params = [first + start, *fixed, *flat[start * width:(start + size) * width]]
+        changed += conn.execute(sequenced_statement(head, len(fixed), width, size, tail), params).rowcount
         start += size
     return changed

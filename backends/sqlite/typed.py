@@ -69,10 +69,21 @@ class Layout:
         """The INSERT of a row (`replace`: over an older copy, when filling)."""
         return f"{self.head(replace)} VALUES ({', '.join('?' * (2 + len(self.columns)))})"
 
-    def head(self, replace: bool = False) -> str:
-        """The INSERT statement up to its VALUES (for `multirow.insert`: rows of ``2 + len(columns)`` values)."""
-        names = ["timestamp", "seq", *(f"c{pos}" for pos, _ in self.columns)]
+    def head(self, replace: bool = False, seq_first: bool = False) -> str:
+        """The INSERT statement up to its VALUES (for `multirow`: rows of ``2 + len(columns)`` values, the seq
+        first when `seq_first`)."""
+        names = ["seq", "timestamp"] if seq_first else ["timestamp", "seq"]
+        names += [f"c{pos}" for pos, _ in self.columns]
         return f"INSERT{' OR REPLACE' if replace else ''} INTO {self.table} ({', '.join(names)})"
+
+
+@dataclass
+class Prepared:
+    """Typed rows built before the write lock (`Writer.prepare`): for `layout`, ``timestamp, c...`` per event."""
+
+    layout: Layout
+    cells: list[Any]
+    irregular: set[int]
 
 
 def table_name(stream_id: int) -> str:
@@ -157,6 +168,31 @@ def typed_rows(layout: Layout, items: Iterable[tuple[int, int, Any]], irregular:
             row.append(value)
         rows.append(tuple(row))
     return rows
+
+
+def flat_cells(layout: Layout, items: Iterable[tuple[int, Any]], irregular: set[int]) -> list[Any]:
+    """``timestamp, c0, c1, ...`` of each ``(timestamp, data)`` item, one flat list (`typed_rows` without the seq,
+    same rules): what `Writer.prepare` builds away from the write lock."""
+    out: list[Any] = []
+    append = out.append
+    columns = [(pos, keys, keys[0] if len(keys) == 1 else None) for pos, keys in layout.columns]
+    for timestamp, data in items:
+        append(timestamp)
+        top = data.__class__ is dict
+        for pos, keys, key in columns:
+            if key is not None and top:  # the common case inline: a top-level float, plain text, int64 or null
+                value = data.get(key, IRREGULAR)
+                cls = value.__class__
+                if cls is float or value is None or (cls is str and value.isascii() and "\x00" not in value) \
+                        or (cls is int and _INT64_MIN <= value <= _INT64_MAX):
+                    append(value)
+                    continue
+            value = column_value(data, keys)
+            if value is IRREGULAR:
+                irregular.add(pos)
+                value = None
+            append(value)
+    return out
 
 
 def mark_inexact(conn: sqlite3.Connection, stream_id: int, positions: Iterable[int]) -> None:
@@ -283,6 +319,29 @@ class Writer:
                 layouts[(tenant, plugin, name)] = layout_of(conn, sid)
             self.layouts, self.version = layouts, version
         return self.layouts
+
+    def prepare(self, key: tuple[str, str, str], items: Iterable[tuple[int, Any]]) -> Prepared | None:
+        """The typed rows of a one-stream batch's ``(timestamp, data)`` items, for the stream's layout as last seen
+        (None: the stream has no table, as far as known). Called by the appending thread, before the write lock;
+        `write_prepared` uses them only if that layout is still the current one."""
+        layout = self.layouts.get(key)
+        if layout is None:
+            return None
+        irregular: set[int] = set()
+        return Prepared(layout, flat_cells(layout, items, irregular), irregular)
+
+    def write_prepared(self, conn: sqlite3.Connection, key: tuple[str, str, str], prepared: Prepared | None,
+                       first_seq: int) -> bool:
+        """Insert prepared typed rows of a batch whose events were all new, with seqs ``first_seq + i``; False
+        (nothing written) when the stream's current layout is not the one they were prepared for."""
+        layout = self.layouts.get(key)
+        if prepared is None or layout is not prepared.layout:
+            return layout is None and prepared is None
+        width = 1 + len(layout.columns)
+        multirow.insert_sequenced(conn, layout.head(seq_first=True), (), width, prepared.cells, first_seq)
+        if prepared.irregular:
+            mark_inexact(conn, layout.stream_id, prepared.irregular)
+        return True
 
     def write(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], datas: Sequence[Any],
               first_seq: int, inserted: set[int] | None) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from backends.sqlite import MIGRATIONS, SQLiteBackend, multirow
+from backends.sqlite.batch import prepare
 from gateway.events import Event, FieldSpec, Stream
 from gateway.query import Query
 from gateway.storage import StreamNotFound
@@ -169,4 +170,27 @@ def test_batches_of_any_size_are_stored_whole(tmp_path: Path, size: int) -> None
     assert backend.append(events) == 0
     assert stored_ids(backend) == sorted(e.id for e in events)
     assert summary_matches_events(tmp_path / "sizes.db")
+    backend.close()
+
+
+def test_typed_rows_prepared_for_an_older_layout_are_made_again(tmp_path: Path) -> None:
+    """A batch prepared before the lock with the stream's layout of then, committed after a field was added: its
+    typed rows are made for the current layout (the new column holds the batch's values, none is lost)."""
+    path = tmp_path / "stale.db"
+    backend = open_backend(path)
+    backend.create_stream(Stream(T, P, "s", schema=(FieldSpec("a", "integer"),)))
+    assert backend.append([event("first", 1, data={"a": 1, "b": "x"})]) == 1  # the writer has seen the layout
+    events = [event(f"p{i}", 10 + i, data={"a": i, "b": f"b{i}"}) for i in range(5)]
+    rows = [(e.tenant, e.plugin, e.stream, e.id, e.type, e.timestamp, e.received_at, e.user_id, e.session_id,
+             json.dumps(e.data, separators=(",", ":"))) for e in events]
+    prepared = prepare(rows, [e.data for e in events], backend._typed)
+    assert prepared is not None and prepared.typed is not None and len(prepared.typed.cells) == 5 * 2
+    backend.update_stream_schema(T, P, "s", (FieldSpec("a", "integer"), FieldSpec("b", "string")),
+                                 expected=(FieldSpec("a", "integer"),))
+    assert backend._commit_batches([(rows, [], [e.data for e in events], prepared)]) == [5]
+    with sqlite3.connect(path) as conn:
+        cells = conn.execute("SELECT t.c0, t.c1 FROM typed_1 t JOIN events e ON e.seq = t.seq "
+                             "WHERE e.id LIKE 'p%' ORDER BY t.c0").fetchall()
+    assert cells == [(i, f"b{i}") for i in range(5)]
+    assert summary_matches_events(path)
     backend.close()
