@@ -69,7 +69,7 @@ def prepare(rows: Sequence[tuple[Any, ...]], datas: Sequence[Any], writer: typed
         return None
     return Prepared(key, list(chain.from_iterable(row[3:] for row in rows)),
                     Counter((row[4], row[5] // DAY_MS) for row in rows),
-                    writer.prepare(key, ((row[5], data) for row, data in zip(rows, datas, strict=True))))
+                    writer.prepare(key, [(row[5], data) for row, data in zip(rows, datas, strict=True)]))
 
 
 def insert_events(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], datas: Sequence[Any],

@@ -37,6 +37,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from gateway.events import FieldSpec
@@ -170,29 +171,43 @@ def typed_rows(layout: Layout, items: Iterable[tuple[int, int, Any]], irregular:
     return rows
 
 
-def flat_cells(layout: Layout, items: Iterable[tuple[int, Any]], irregular: set[int]) -> list[Any]:
-    """``timestamp, c0, c1, ...`` of each ``(timestamp, data)`` item, one flat list (`typed_rows` without the seq,
-    same rules): what `Writer.prepare` builds away from the write lock."""
-    out: list[Any] = []
-    append = out.append
-    columns = [(pos, keys, keys[0] if len(keys) == 1 else None) for pos, keys in layout.columns]
-    for timestamp, data in items:
-        append(timestamp)
-        top = data.__class__ is dict
-        for pos, keys, key in columns:
-            if key is not None and top:  # the common case inline: a top-level float, plain text, int64 or null
-                value = data.get(key, IRREGULAR)
-                cls = value.__class__
-                if cls is float or value is None or (cls is str and value.isascii() and "\x00" not in value) \
-                        or (cls is int and _INT64_MIN <= value <= _INT64_MAX):
-                    append(value)
-                    continue
-            value = column_value(data, keys)
-            if value is IRREGULAR:
+def flat_cells(layout: Layout, items: Sequence[tuple[int, Any]], irregular: set[int]) -> list[Any]:
+    """``timestamp, c0, c1, ...`` of each ``(timestamp, data)`` item, one flat list: the cells `typed_rows` gives
+    (same rules), computed column by column, so that the common case (top-level keys holding floats, plain
+    text, 64-bit integers or nulls) is checked by set, join, min and max over the column instead of value by
+    value. What `Writer.prepare` builds away from the write lock."""
+    datas = [data for _, data in items]
+    flat_dicts = all(data.__class__ is dict for data in datas)
+    columns: list[list[Any]] = [[timestamp for timestamp, _ in items]]
+    for pos, keys in layout.columns:
+        values = [data.get(keys[0], IRREGULAR) for data in datas] if flat_dicts and len(keys) == 1 else None
+        if values is None or not _plain_column(values):
+            values = [column_value(data, keys) for data in datas]
+            if any(value is IRREGULAR for value in values):
                 irregular.add(pos)
-                value = None
-            append(value)
-    return out
+                values = [None if value is IRREGULAR else value for value in values]
+        columns.append(values)
+    return list(chain.from_iterable(zip(*columns, strict=True)))
+
+
+_PLAIN = frozenset((float, str, int, type(None)))
+
+
+def _plain_column(values: list[Any]) -> bool:
+    """Whether every value is a float, null, ASCII text without NUL or a 64-bit integer (a column holds them
+    as they are; `column_value` returns each unchanged)."""
+    classes = set(map(type, values))
+    if not classes <= _PLAIN:
+        return False
+    if str in classes:
+        text = "".join([value for value in values if value.__class__ is str])
+        if not text.isascii() or "\x00" in text:
+            return False
+    if int in classes:
+        ints = [value for value in values if value.__class__ is int]
+        if min(ints) < _INT64_MIN or max(ints) > _INT64_MAX:
+            return False
+    return True
 
 
 def mark_inexact(conn: sqlite3.Connection, stream_id: int, positions: Iterable[int]) -> None:
@@ -320,7 +335,7 @@ class Writer:
             self.layouts, self.version = layouts, version
         return self.layouts
 
-    def prepare(self, key: tuple[str, str, str], items: Iterable[tuple[int, Any]]) -> Prepared | None:
+    def prepare(self, key: tuple[str, str, str], items: Sequence[tuple[int, Any]]) -> Prepared | None:
         """The typed rows of a one-stream batch's ``(timestamp, data)`` items, for the stream's layout as last seen
         (None: the stream has no table, as far as known). Called by the appending thread, before the write lock;
         `write_prepared` uses them only if that layout is still the current one."""

@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from backends.sqlite import MIGRATIONS, SQLiteBackend, multirow
+from backends.sqlite import MIGRATIONS, SQLiteBackend, multirow, typed
 from backends.sqlite.batch import prepare
 from gateway.events import Event, FieldSpec, Stream
 from gateway.query import Query
@@ -194,3 +196,31 @@ def test_typed_rows_prepared_for_an_older_layout_are_made_again(tmp_path: Path) 
     assert cells == [(i, f"b{i}") for i in range(5)]
     assert summary_matches_events(path)
     backend.close()
+
+
+_EDGES = [2**63 - 1, 2**63, -(2**63), -(2**63) - 1, "abc", "é", "a\x00b", "", True, 0.5]
+_SCALARS = st.one_of(st.sampled_from(_EDGES), st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                     st.text(max_size=4))
+_VALUES = st.one_of(_SCALARS, st.lists(_SCALARS, max_size=2), st.dictionaries(st.sampled_from(["x", "y"]), _SCALARS,
+                                                                                max_size=2))
+_DOCS = st.one_of(st.dictionaries(st.sampled_from(["a", "b", "c", "n"]), _VALUES, max_size=4),
+                  st.dictionaries(st.sampled_from([1, "a"]), _SCALARS, max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_DOCS, min_size=1, max_size=12), st.booleans())
+def test_cells_by_column_equal_the_row_rules(docs: list[dict], uniform: bool) -> None:
+    """`flat_cells` (column checks) gives exactly the cells and inexact columns of `typed_rows` (value rules)."""
+    if uniform:  # the common case: top-level plain values only
+        docs = [{k: v for k, v in d.items() if k in ("a", "b") and type(v) in (float, str, int, type(None))}
+                for d in docs]
+    layout = typed.Layout(1, "typed_1", [(0, ("a",)), (1, ("b",)), (2, ("n", "x")), (4, ("c",))])
+    items = [(1000 + i, doc) for i, doc in enumerate(docs)]
+    by_rows: set[int] = set()
+    rows = typed.typed_rows(layout, [(ts, 0, doc) for ts, doc in items], by_rows)
+    by_columns: set[int] = set()
+    flat = typed.flat_cells(layout, items, by_columns)
+    assert by_columns == by_rows
+    expected = [cell for row in rows for cell in (row[0], *row[2:])]
+    assert len(flat) == len(expected)
+    assert all(a is b or (type(a) is type(b) and a == b) for a, b in zip(flat, expected, strict=True)), (flat, expected)
