@@ -105,8 +105,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     (
         # Appends count their events into event_days themselves, one upsert per (stream, type, day) of a batch
-        # (`backends.sqlite.batch`): a trigger per inserted row cost about 4 us of the ~12 us per event of the
-        # whole insert. Deletes and updates keep their triggers (rare, and any writer's are counted).
+        # (`backends.sqlite.batch`): with a trigger per inserted row, a 1,000-event insert and commit cost 5.2 us
+        # of CPU per event, 3.5 us with the upsert. Deletes and updates keep their triggers (rare; any writer's count).
         "DROP TRIGGER IF EXISTS event_days_insert",
     ),
 ]
