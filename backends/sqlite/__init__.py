@@ -4,7 +4,9 @@ Modules: `backend` (the class: catalog, durable append), `connections` (per proc
 sessions, migrations), `schema` (tables, triggers, migrations, URL parsing), `compiler` (neutral query ->
 SQL fragments), `reader` (one query's total, page and aggregations in a read transaction), `aggregate`
 (aggregations in SQL and from the day summary), `group_commit` (concurrent appends share one transaction
-and one fsync), `typed` (the declared fields of streams with a schema in typed columns, read instead of JSON).
+and one fsync), `batch` (one batch's events, typed rows and day counts, prepared before the write lock),
+`multirow` (many rows per INSERT statement), `typed` (the declared fields of streams with a schema in typed
+columns, read instead of JSON), `fills` (copying older events into new typed columns in the background).
 
 URL forms: ``sqlite:///relative/path.db`` (relative to the working directory), ``sqlite:////abs/path.db``,
 and ``sqlite://`` or ``sqlite:///:memory:`` for a private in-memory database (one connection behind a

@@ -36,6 +36,7 @@ from gateway.storage import (
 )
 
 from . import typed
+from .batch import MissingStream, Prepared, insert_events, prepare
 from .connections import Connections
 from .fills import BackgroundFills
 from .group_commit import GroupCommitter
@@ -43,8 +44,6 @@ from .probe import check_files_writable
 from .reader import run_query, scan_rows
 from .schema import (
     DEFAULT_BUSY_TIMEOUT_MS,
-    INSERT_EVENT,
-    INSERT_EVENT_SEQ,
     INSERT_STREAM,
     TOMBSTONE,
     WRITER_PRAGMAS,
@@ -58,10 +57,11 @@ _MISSING_STREAM = "the batch names a stream that does not exist; nothing was sto
 # removed must not make it again with an empty database in it, which would end the outage health reports
 # for the other workers and have them acknowledge into a database the operator did not restore.
 _PREPARED: set[str] = set()
-#: What `append` hands the group committer: the event rows, the streams to create first, the events' data.
-_Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[Any]]
+#: What `append` hands the group committer: the event rows, the streams to create first, the events' data, and
+#: what could be prepared of their writing before the write lock (`backends.sqlite.batch.prepare`).
+_Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[Any], Prepared | None]
 #: The batch of a write probe (`probe_write`): no rows, no streams.
-_PROBE: _Batch = ([], [], [])
+_PROBE: _Batch = ([], [], [], None)
 
 
 class SQLiteBackend(Connections, Backend):
@@ -276,7 +276,7 @@ class SQLiteBackend(Connections, Backend):
             created_at = now_ms()
             streams = [(*key, created_at) for key in dict.fromkeys(row[:3] for row in rows)]
         try:
-            return self._committer.submit((rows, streams, datas))
+            return self._committer.submit((rows, streams, datas, prepare(rows, datas, self._typed)))
         except OSError as exc:  # the writer lock file cannot be opened: the store's directory is gone
             raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
 
@@ -292,8 +292,8 @@ class SQLiteBackend(Connections, Backend):
                 for pragma in WRITER_PRAGMAS:  # connection settings: allowed inside the transaction
                     conn.execute(pragma)
                 self._writer_conn = conn
-            layouts = self._typed.refresh(conn)
-            for rows, streams, datas in batches:
+            self._typed.refresh(conn)
+            for rows, streams, datas, prepared in batches:
                 if not rows and not streams:  # a write probe: the smallest real write (the header page)
                     conn.execute(f"PRAGMA user_version = {next(self._probes) % 2**31}")
                     results.append(0)
@@ -303,10 +303,8 @@ class SQLiteBackend(Connections, Backend):
                 try:
                     if streams:
                         conn.executemany(INSERT_STREAM, streams)
-                    added = self._insert(conn, rows, datas, layouts)
-                except sqlite3.IntegrityError as exc:
-                    if "events.stream_id" not in str(exc):
-                        raise
+                    added = insert_events(conn, rows, datas, self._typed, prepared)
+                except MissingStream as exc:
                     if alone:
                         raise StreamNotFound(_MISSING_STREAM) from exc
                     conn.execute("ROLLBACK TO batch")
@@ -316,21 +314,6 @@ class SQLiteBackend(Connections, Backend):
                 if not alone:
                     conn.execute("RELEASE batch")
         return results
-
-    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]], datas: list[Any],
-                layouts: Mapping[tuple[str, str, str], typed.Layout]) -> int:
-        """Insert a batch's events (and their typed rows); return how many were new."""
-        # rowcount, not total_changes: the event_days trigger's writes must not count.
-        if not layouts or not any(row[:3] in layouts for row in rows):
-            if len(rows) == 1:
-                return conn.execute(INSERT_EVENT, rows[0]).rowcount
-            return conn.executemany(INSERT_EVENT, rows).rowcount
-        first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
-        added = conn.executemany(INSERT_EVENT_SEQ, [(first + i, *row) for i, row in enumerate(rows)]).rowcount
-        inserted = None if added == len(rows) else \
-            {seq for (seq,) in conn.execute("SELECT seq FROM events WHERE seq >= ?", (first,))}
-        self._typed.write(conn, rows, datas, first, inserted)
-        return added
 
     def pushable(self, condition: Condition) -> bool:
         """Native filters and AND/OR/NOT trees of them compile to SQL."""

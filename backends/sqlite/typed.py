@@ -37,9 +37,12 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from gateway.events import FieldSpec
+
+from . import multirow
 
 BACKFILL_CHUNK = 5000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -65,9 +68,23 @@ class Layout:
 
     def insert(self, replace: bool = False) -> str:
         """The INSERT of a row (`replace`: over an older copy, when filling)."""
-        names = ["timestamp", "seq", *(f"c{pos}" for pos, _ in self.columns)]
-        return (f"INSERT{' OR REPLACE' if replace else ''} INTO {self.table} ({', '.join(names)}) "
-                f"VALUES ({', '.join('?' * len(names))})")
+        return f"{self.head(replace)} VALUES ({', '.join('?' * (2 + len(self.columns)))})"
+
+    def head(self, replace: bool = False, seq_first: bool = False) -> str:
+        """The INSERT statement up to its VALUES (for `multirow`: rows of ``2 + len(columns)`` values, the seq
+        first when `seq_first`)."""
+        names = ["seq", "timestamp"] if seq_first else ["timestamp", "seq"]
+        names += [f"c{pos}" for pos, _ in self.columns]
+        return f"INSERT{' OR REPLACE' if replace else ''} INTO {self.table} ({', '.join(names)})"
+
+
+@dataclass
+class Prepared:
+    """Typed rows built before the write lock (`Writer.prepare`): for `layout`, ``timestamp, c...`` per event."""
+
+    layout: Layout
+    cells: list[Any]
+    irregular: set[int]
 
 
 def table_name(stream_id: int) -> str:
@@ -152,6 +169,45 @@ def typed_rows(layout: Layout, items: Iterable[tuple[int, int, Any]], irregular:
             row.append(value)
         rows.append(tuple(row))
     return rows
+
+
+def flat_cells(layout: Layout, items: Sequence[tuple[int, Any]], irregular: set[int]) -> list[Any]:
+    """``timestamp, c0, c1, ...`` of each ``(timestamp, data)`` item, one flat list: the cells `typed_rows` gives
+    (same rules), computed column by column, so that the common case (top-level keys holding floats, plain
+    text, 64-bit integers or nulls) is checked by set, join, min and max over the column instead of value by
+    value. What `Writer.prepare` builds away from the write lock."""
+    datas = [data for _, data in items]
+    flat_dicts = all(data.__class__ is dict for data in datas)
+    columns: list[list[Any]] = [[timestamp for timestamp, _ in items]]
+    for pos, keys in layout.columns:
+        values = [data.get(keys[0], IRREGULAR) for data in datas] if flat_dicts and len(keys) == 1 else None
+        if values is None or not _plain_column(values):
+            values = [column_value(data, keys) for data in datas]
+            if any(value is IRREGULAR for value in values):
+                irregular.add(pos)
+                values = [None if value is IRREGULAR else value for value in values]
+        columns.append(values)
+    return list(chain.from_iterable(zip(*columns, strict=True)))
+
+
+_PLAIN = frozenset((float, str, int, type(None)))
+
+
+def _plain_column(values: list[Any]) -> bool:
+    """Whether every value is a float, null, ASCII text without NUL or a 64-bit integer (a column holds them
+    as they are; `column_value` returns each unchanged)."""
+    classes = set(map(type, values))
+    if not classes <= _PLAIN:
+        return False
+    if str in classes:
+        text = "".join([value for value in values if value.__class__ is str])
+        if not text.isascii() or "\x00" in text:
+            return False
+    if int in classes:
+        ints = [value for value in values if value.__class__ is int]
+        if min(ints) < _INT64_MIN or max(ints) > _INT64_MAX:
+            return False
+    return True
 
 
 def mark_inexact(conn: sqlite3.Connection, stream_id: int, positions: Iterable[int]) -> None:
@@ -279,6 +335,29 @@ class Writer:
             self.layouts, self.version = layouts, version
         return self.layouts
 
+    def prepare(self, key: tuple[str, str, str], items: Sequence[tuple[int, Any]]) -> Prepared | None:
+        """The typed rows of a one-stream batch's ``(timestamp, data)`` items, for the stream's layout as last seen
+        (None: the stream has no table, as far as known). Called by the appending thread, before the write lock;
+        `write_prepared` uses them only if that layout is still the current one."""
+        layout = self.layouts.get(key)
+        if layout is None:
+            return None
+        irregular: set[int] = set()
+        return Prepared(layout, flat_cells(layout, items, irregular), irregular)
+
+    def write_prepared(self, conn: sqlite3.Connection, key: tuple[str, str, str], prepared: Prepared | None,
+                       first_seq: int) -> bool:
+        """Insert prepared typed rows of a batch whose events were all new, with seqs ``first_seq + i``; False
+        (nothing written) when the stream's current layout is not the one they were prepared for."""
+        layout = self.layouts.get(key)
+        if prepared is None or layout is not prepared.layout:
+            return layout is None and prepared is None
+        width = 1 + len(layout.columns)
+        multirow.insert_sequenced(conn, layout.head(seq_first=True), (), width, prepared.cells, first_seq)
+        if prepared.irregular:
+            mark_inexact(conn, layout.stream_id, prepared.irregular)
+        return True
+
     def write(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], datas: Sequence[Any],
               first_seq: int, inserted: set[int] | None) -> None:
         """Typed rows of a batch just inserted with seqs ``first_seq + i`` (`inserted`: the seqs that were new,
@@ -292,6 +371,6 @@ class Writer:
         for key, items in groups.items():
             layout = self.layouts[key]
             irregular: set[int] = set()
-            conn.executemany(layout.insert(), typed_rows(layout, items, irregular))
+            multirow.insert(conn, layout.head(), 2 + len(layout.columns), typed_rows(layout, items, irregular))
             if irregular:
                 mark_inexact(conn, layout.stream_id, irregular)

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import backends.sqlite.typed as typed
 from backends.memory import MemoryBackend
 from backends.sqlite import MIGRATIONS, SQLiteBackend
+from backends.sqlite.batch import prepare
 from gateway.events import Event, FieldSpec, Stream
 from gateway.query import Aggregation, AnyOf, Filter, Not, Query, Sort
 from gateway.storage import Backend, StreamNotFound, schema_to_json
@@ -173,10 +174,11 @@ def test_a_failing_batch_writes_no_typed_row(tmp_path: Path) -> None:
     with pytest.raises(StreamNotFound):
         backend.append([event(1, doc(1)), event(2, doc(2), stream="missing")])
     assert typed_matches_events(path) == 0
-    def batch(e: Event) -> tuple[list[tuple[Any, ...]], list[Any], list[Any]]:
-        """What `append` hands the group committer for one event."""
-        return ([(e.tenant, e.plugin, e.stream, e.id, e.type, e.timestamp, e.received_at, e.user_id, e.session_id,
-                  json.dumps(e.data))], [], [e.data])
+    def batch(e: Event) -> tuple[list[tuple[Any, ...]], list[Any], list[Any], Any]:
+        """What `append` hands the group committer for one event (with what it prepares before the lock)."""
+        rows = [(e.tenant, e.plugin, e.stream, e.id, e.type, e.timestamp, e.received_at, e.user_id, e.session_id,
+                 json.dumps(e.data))]
+        return (rows, [], [e.data], prepare(rows, [e.data], backend._typed))
 
     prepared = [batch(event(i, doc(i))) for i in range(10)]
     prepared.insert(4, batch(event(99, doc(99), stream="missing")))
@@ -362,7 +364,7 @@ def test_a_database_of_the_previous_version_gets_typed_columns(tmp_path: Path) -
                          [(3, f"x{i}", 0, 0, "{}") for i in range(5)])
     backend = open_backend(path)
     assert backend.fills.wait(30)
-    assert backend.health()["schema_version"] == len(MIGRATIONS) == 3
+    assert backend.health()["schema_version"] == len(MIGRATIONS)
     with sqlite3.connect(path) as conn:
         assert [r[0] for r in conn.execute("SELECT stream_id FROM typed_tables")] == [1]
     stored = [e for i, e in enumerate(events) if i % 3]
