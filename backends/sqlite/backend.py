@@ -17,6 +17,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ from gateway.storage import (
 )
 
 from . import typed
-from .batch import MissingStream, Prepared, insert_events, prepare
+from .batch import DAY_UPSERT_BY_NAME, MissingStream, Prepared, insert_events, insert_single, prepare
 from .connections import Connections
 from .fills import BackgroundFills
 from .group_commit import GroupCommitter
@@ -287,16 +288,27 @@ class SQLiteBackend(Connections, Backend):
         """
         results: list[Any] = []
         alone = len(batches) == 1
+        days: Counter[tuple[Any, ...]] = Counter()  # of the single events, upserted once for the group
         with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
             if conn is not self._writer_conn and not self.memory:
                 for pragma in WRITER_PRAGMAS:  # connection settings: allowed inside the transaction
                     conn.execute(pragma)
                 self._writer_conn = conn
-            self._typed.refresh(conn)
+            layouts = self._typed.refresh(conn)
             for rows, streams, datas, prepared in batches:
                 if not rows and not streams:  # a write probe: the smallest real write (the header page)
                     conn.execute(f"PRAGMA user_version = {next(self._probes) % 2**31}")
                     results.append(0)
+                    continue
+                if len(rows) == 1 and rows[0][:3] not in layouts:  # one statement: no savepoint needed
+                    try:
+                        if streams:
+                            conn.executemany(INSERT_STREAM, streams)
+                        results.append(insert_single(conn, rows[0], days))
+                    except MissingStream as exc:
+                        if alone:
+                            raise StreamNotFound(_MISSING_STREAM) from exc
+                        results.append(StreamNotFound(_MISSING_STREAM))
                     continue
                 if not alone:
                     conn.execute("SAVEPOINT batch")
@@ -313,6 +325,8 @@ class SQLiteBackend(Connections, Backend):
                     results.append(added)
                 if not alone:
                     conn.execute("RELEASE batch")
+            if days:
+                conn.executemany(DAY_UPSERT_BY_NAME, [(*key, n) for key, n in days.items()])
         return results
 
     def pushable(self, condition: Condition) -> bool:

@@ -46,6 +46,16 @@ DAY_UPSERT = ("INSERT INTO event_days (stream_id, type, day, n) VALUES (?, ?, ?,
               "ON CONFLICT (stream_id, type, day) DO UPDATE SET n = n + excluded.n")
 
 
+#: One event, its stream id resolved by a subquery (NULL for a missing stream: the NOT NULL constraint fails).
+SINGLE_INSERT = ("INSERT INTO events (stream_id, id, type, timestamp, received_at, user_id, session_id, data) "
+                 "VALUES ((SELECT id FROM streams WHERE tenant = ? AND plugin = ? AND name = ?), ?, ?, ?, ?, ?, ?, ?)"
+                 + INSERT_TAIL)
+#: `DAY_UPSERT` with the stream named rather than numbered (the day counts of a group of single events).
+DAY_UPSERT_BY_NAME = ("INSERT INTO event_days (stream_id, type, day, n) VALUES ((SELECT id FROM streams WHERE "
+                      "tenant = ? AND plugin = ? AND name = ?), ?, ?, ?) "
+                      "ON CONFLICT (stream_id, type, day) DO UPDATE SET n = n + excluded.n")
+
+
 class MissingStream(Exception):
     """A batch names a stream that does not exist (or is being deleted)."""
 
@@ -70,6 +80,25 @@ def prepare(rows: Sequence[tuple[Any, ...]], datas: Sequence[Any], writer: typed
     return Prepared(key, list(chain.from_iterable(row[3:] for row in rows)),
                     Counter((row[4], row[5] // DAY_MS) for row in rows),
                     writer.prepare(key, [(row[5], data) for row, data in zip(rows, datas, strict=True)]))
+
+
+def insert_single(conn: sqlite3.Connection, row: tuple[Any, ...], days: Counter[tuple[Any, ...]]) -> int:
+    """One event of a stream without typed columns, in one statement: 1 when new, 0 for a duplicate id.
+
+    The single-event ingest path (one request, one event, several requests per group commit): one statement
+    per batch and no savepoint (SQLite undoes a failing statement by itself, leaving the transaction's other
+    batches in place), and the day count added to `days`, which the writer upserts once per group
+    (`DAY_UPSERT_BY_NAME`). Raises `MissingStream` when the stream does not exist.
+    """
+    try:
+        added = conn.execute(SINGLE_INSERT, row).rowcount
+    except sqlite3.IntegrityError as exc:
+        if "events.stream_id" not in str(exc):
+            raise
+        raise MissingStream(row[:3]) from exc
+    if added:
+        days[(*row[:3], row[4], row[5] // DAY_MS)] += 1
+    return added
 
 
 def insert_events(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], datas: Sequence[Any],

@@ -100,7 +100,8 @@ def test_migration_4_drops_the_insert_trigger_and_counts_stay_exact(tmp_path: Pa
 def test_a_group_commit_counts_only_what_its_batches_stored(tmp_path: Path) -> None:
     """Batches committed in one group (held back behind the cross-process lock until all have queued): repeats of
     a stored batch, a batch repeating its own ids, batches naming a missing stream (undone alone, day counts
-    included), several streams in one batch, NULL types, a thousand-event batch; the summary stays exact."""
+    included), several streams in one batch, NULL types, a thousand-event batch, single events (one statement, no
+    savepoint, day counts upserted once for the group); the summary stays exact."""
     path = tmp_path / "group.db"
     backend = open_backend(path)
     schema = (FieldSpec("n", "integer"),)
@@ -115,6 +116,11 @@ def test_a_group_commit_counts_only_what_its_batches_stored(tmp_path: Path) -> N
         "missing": [event("d1", 1, "x"), event("d2", 2, "x", "nope")],  # StreamNotFound, d1 not kept either
         "big": [event(f"e{i}", i * 60_000, "x", "so"[i % 2]) for i in range(1000)],  # 1,000 new
         "missing2": [event("f1", 1, None, "gone")],
+        # single events of a stream without typed columns: one statement each, no savepoint
+        "single": [event("g1", 3 * DAY, "x", "o")],  # 1 new
+        "single_dup": [first[0]],  # a duplicate of stream o: 0
+        "single_null": [event("g2", -DAY - 1, None, "o")],  # 1 new, NULL type, a negative day
+        "single_again": [event("g1", 3 * DAY, "x", "o")],  # the same id as "single" in the same group: 0 or 1
     }
     outcomes: dict[str, object] = {}
     groups: list[int] = []
@@ -144,11 +150,13 @@ def test_a_group_commit_counts_only_what_its_batches_stored(tmp_path: Path) -> N
     for thread in threads:
         thread.join()
     assert groups == [len(batches)]
-    assert {k: v for k, v in outcomes.items() if not isinstance(v, Exception)} == \
+    assert outcomes["single"] + outcomes["single_again"] == 1  # whichever queued first stored it
+    assert {k: v for k, v in outcomes.items() if not isinstance(v, Exception) and not k.startswith("single")} == \
         {"repeat": 0, "partly": 70, "self": 2, "big": 1000}
+    assert (outcomes["single_dup"], outcomes["single_null"]) == (0, 1)
     assert isinstance(outcomes["missing"], StreamNotFound) and isinstance(outcomes["missing2"], StreamNotFound)
     assert "d1" not in stored_ids(backend)
-    assert len(stored_ids(backend)) == 300 + 70 + 2 + 1000
+    assert len(stored_ids(backend)) == 300 + 70 + 2 + 1000 + 2
     assert summary_matches_events(path)
     with sqlite3.connect(path) as conn:  # the typed rows are those of the stored events of stream s, once each
         typed = conn.execute("SELECT count(*), count(DISTINCT seq) FROM typed_1").fetchone()
