@@ -160,25 +160,6 @@ def _start(workdir: Path, url: str, workers: int, threads: int) -> Any:
     return server
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return sorted(found)
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _stored(url: str) -> int:
     from backends.sqlite import SQLiteBackend
     from gateway.query import Query
@@ -236,8 +217,7 @@ def run_publish(cfg: dict[str, Any]) -> dict[str, Any]:
             rounds = []
             for round_no in range(1, cfg["rounds"] + 1):
                 reference = reference_insert(workdir / "reference.db", docs, cfg["ref_batches"], round_no, replayed)
-                pids = _children(server.process.pid)
-                cpu_before = {pid: _cpu_s(pid) for pid in pids}
+                cpu_before = server.cpu_seconds()
                 before = _stored(url)
                 load = run_load(server.port, "/events/publish/myProducts", body=body, headers=HEADERS,
                                 duration=cfg["duration_s"], connections=cfg["connections"], threads=2)
@@ -252,7 +232,8 @@ def run_publish(cfg: dict[str, Any]) -> dict[str, Any]:
                 if not 0 <= stored - load.ok * ARRAY <= slack:
                     raise BenchError(f"publish round {round_no}: {load.ok} arrays acknowledged but {stored} events "
                                      f"stored")
-                cpu = {pid: _cpu_s(pid) - cpu_before[pid] for pid in pids}
+                cpu_after = server.cpu_seconds()
+                cpu = {pid: cpu_after.get(pid, 0.0) - before_s for pid, before_s in cpu_before.items()}
                 events_s = load.rps * ARRAY
                 rounds.append({"reference_events_s": reference, "gateway_events_s": events_s,
                                "ratio": events_s / reference, "arrays_2xx": load.ok, "events_stored": stored,

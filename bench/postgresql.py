@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from . import BenchError, env_number
-from .appdynamics import _children
 from .load import run_load, tool
 from .servers import (
     AUTHORIZATION,
@@ -57,7 +56,9 @@ from .servers import (
     Server,
     _spawn,
     _wait_ready,
+    child_pids,
     free_port,
+    process_cpu_seconds,
     request,
 )
 
@@ -132,17 +133,7 @@ def _postgres_pids(server: Any) -> list[int]:
         master = int((server.data / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return []
-    return [master, *_children(master)]
-
-
-# -- processes and CPU ----------------------------------------------------------------------------------
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return [master, *child_pids(master)]
 
 
 # -- the ingest servers ---------------------------------------------------------------------------------
@@ -219,14 +210,14 @@ def _measure(server: Server, kind: str, shape: str, cfg: dict[str, Any], pg: Any
     path, body = (SINGLE_PATH, SINGLE_BODY) if shape == "single" else (BATCH_PATH, _batch_body(cfg["array"]))
     headers = {"Content-Type": "application/json",
                "Authorization": AUTHORIZATION if shape == "single" else f"Bearer {SECRET}"}
-    workers = _children(server.process.pid)
+    workers = server.worker_pids()
     db_pids = _postgres_pids(pg) if kind == "postgresql" else []
     before = _stored(server.extra["url"], plugin)
-    cpu_before = {pid: _cpu_s(pid) for pid in workers + db_pids}
+    cpu_before = {pid: process_cpu_seconds(pid) for pid in workers + db_pids}
     connections = cfg["connections"] if shape == "single" else cfg["batch_connections"]
     load = run_load(server.port, path, body=body, headers=headers, duration=cfg["duration_s"],
                     connections=connections, threads=2)
-    cpu = {pid: _cpu_s(pid) - cpu_before.get(pid, 0.0) for pid in workers + db_pids}
+    cpu = {pid: process_cpu_seconds(pid) - cpu_before.get(pid, 0.0) for pid in workers + db_pids}
     server.check_alive()
     if load.non_2xx or sum(load.socket_errors.values()):
         raise BenchError(f"{server.name} {shape}: {load.non_2xx} non-2xx answers, {load.socket_errors} socket "

@@ -40,6 +40,24 @@ QUOTA_DEFAULT = "100000000 per minute"
 QUOTA_POST_EVENT = "100000000 per second"
 
 
+def child_pids(pid: int) -> list[int]:
+    """The children of a process, from /proc (a gunicorn master's workers, a postmaster's backends)."""
+    pids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with suppress(OSError):
+            pids += [int(p) for p in task.read_text().split()]
+    return sorted(pids)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 @dataclass
 class Server:
     """A gunicorn master we started; `stop` ends it (SIGTERM, then SIGKILL) by its pid."""
@@ -64,20 +82,11 @@ class Server:
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers (children of the master), from /proc."""
-        pids: list[int] = []
-        for task in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
-            with suppress(OSError):
-                pids += [int(p) for p in task.read_text().split()]
-        return sorted(pids)
+        return child_pids(self.process.pid)
 
     def cpu_seconds(self) -> dict[int, float]:
         """User + system CPU seconds used so far by each worker."""
-        out: dict[int, float] = {}
-        for pid in self.worker_pids():
-            with suppress(OSError, ValueError, IndexError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-                out[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        return out
+        return {pid: process_cpu_seconds(pid) for pid in self.worker_pids()}
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
