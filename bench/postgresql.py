@@ -57,9 +57,9 @@ from .servers import (
     _spawn,
     _wait_ready,
     child_pids,
+    create_collection,
     free_port,
     process_cpu_seconds,
-    request,
 )
 
 NAME = "postgresql"
@@ -163,10 +163,7 @@ def _start(workdir: Path, name: str, url: str, cfg: dict[str, Any]) -> Server:
                     port, cfg["workers"], cfg["server_threads"])
     try:
         _wait_ready(server, "GET", "/_gateway/health", None, {})
-        status, body = request(port, "PUT", f"/_application/analytics/{COLLECTION}", None,
-                               {"Authorization": AUTHORIZATION})
-        if status != 201:
-            raise BenchError(f"{name}: PUT collection answered {status}: {body[:300]!r}\n{server.log_tail()}")
+        create_collection(server)
     except BaseException:
         server.stop()
         raise

@@ -197,18 +197,21 @@ def start_gateway(workdir: Path, storage_url: str, *, workers: int, threads: int
                                 "--workers", str(workers), "--threads", str(threads)], workdir, port, workers, threads)
     try:
         _wait_ready(server, "GET", "/_gateway/health", None, {})
-        if plugin != "elastic_analytics":
-            server.extra["config"] = str(config)
-            return server
-        status, body = request(port, "PUT", f"/_application/analytics/{COLLECTION}", None,
-                               {"Authorization": AUTHORIZATION})
-        if status != 201:
-            raise BenchError(f"PUT collection answered {status}: {body[:300]!r}\n{server.log_tail()}")
+        if plugin == "elastic_analytics":
+            create_collection(server)
     except BaseException:
         server.stop()
         raise
     server.extra["config"] = str(config)
     return server
+
+
+def create_collection(server: Server) -> None:
+    """PUT the benchmark's Behavioral Analytics collection on a started gateway (201 expected)."""
+    status, body = request(server.port, "PUT", f"/_application/analytics/{COLLECTION}", None,
+                           {"Authorization": AUTHORIZATION})
+    if status != 201:
+        raise BenchError(f"{server.name}: PUT collection answered {status}: {body[:300]!r}\n{server.log_tail()}")
 
 
 def start_bare(workdir: Path, body: bytes, *, workers: int, threads: int) -> Server:

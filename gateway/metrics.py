@@ -130,8 +130,8 @@ def init_app(app: Flask, state: GatewayState, mode: str, access_log: AccessLog |
         req = current_request()
         rule = req.url_rule
         slot = getattr(rule, "gateway_metrics", None) if rule is not None else None
-        if slot is None and isinstance(req.routing_exception, MethodNotAllowed):
-            slot = getattr(_rule_for_other_methods(app, req), "gateway_metrics", None)  # 405: the path's route
+        if slot is None and isinstance(req.routing_exception, MethodNotAllowed):  # 405: the path's route
+            slot = getattr(_rule_for_other_methods(app, req, req.routing_exception), "gateway_metrics", None)
         if slot is None:  # no rule matched: label by the API that claims the path
             api = state.api_for_path(req.path)
             name = api.name if api is not None else "_gateway"
@@ -158,15 +158,14 @@ def count_accepted(api: str, count: int) -> None:
     BATCH.inc(child, count)
 
 
-def _rule_for_other_methods(app: Flask, req: Request) -> Rule | None:
+def _rule_for_other_methods(app: Flask, req: Request, refused: MethodNotAllowed) -> Rule | None:
     """The URL rule of a path that exists, for other methods than the one asked (a 405), so that the answer is
     counted under that route rather than as unmatched."""
-    allowed = req.routing_exception.valid_methods if isinstance(req.routing_exception, MethodNotAllowed) else None
-    if not allowed:
+    if not refused.valid_methods:
         return None
     adapter = app.create_url_adapter(req)
     try:
-        rule, _ = adapter.match(method=allowed[0], return_rule=True)  # type: ignore[union-attr]
+        rule, _ = adapter.match(method=refused.valid_methods[0], return_rule=True)  # type: ignore[union-attr]
     except HTTPException:
         return None
     return rule

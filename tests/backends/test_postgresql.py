@@ -224,6 +224,14 @@ def test_append_creates_missing_streams_in_the_same_transaction(postgres_url: st
         backend.close()
 
 
+def run_together(threads: list[threading.Thread]) -> None:
+    """Start the racing threads (they wait on a barrier), then wait for every one of them."""
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+
 def test_racing_hosts_create_the_same_streams(postgres_url: str) -> None:
     """Implicit streams: hosts appending to the same new streams at once create each stream once."""
     hosts = [PostgresBackend(postgres_url, {"pool_size": 4}), PostgresBackend(postgres_url, {"pool_size": 4})]
@@ -243,10 +251,7 @@ def test_racing_hosts_create_the_same_streams(postgres_url: str) -> None:
 
     threads = [threading.Thread(target=worker, args=(hosts[n % 2], n)) for n in range(8)]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        run_together(threads)
         assert errors == []
         assert sorted(s.name for s in hosts[0].list_streams(T, P)) == sorted(f"new{r}-{i}" for r in range(5)
                                                                              for i in range(2))
@@ -278,10 +283,7 @@ def test_racing_hosts_store_each_id_once(postgres_url: str) -> None:
 
     threads = [threading.Thread(target=worker, args=(hosts[n % 2], n)) for n in range(6)]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        run_together(threads)
         assert errors == []
         assert sum(counts) == len(ids)
         assert [e.id for e in hosts[1].iter_events(T, P)] == sorted(ids, key=lambda x: int(x[1:]))
