@@ -111,10 +111,10 @@ def _ablations(gateway: Any, kind: str) -> list[tuple[str, Callable[[], None], C
            ("without quotas and storage", both_off, both_on)]
     if kind == "sqlite":
         def normal() -> None:
-            backend._connection().execute("PRAGMA synchronous = NORMAL")
+            backend._connection(backend._writer_slot).execute("PRAGMA synchronous = NORMAL")
 
         def full() -> None:
-            backend._connection().execute("PRAGMA synchronous = FULL")
+            backend._connection(backend._writer_slot).execute("PRAGMA synchronous = FULL")
 
         out.append(("SQLite synchronous=NORMAL instead of FULL", normal, full))
     return out

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from gateway.events import Event, FieldSpec, Stream, now_ms
@@ -81,6 +82,7 @@ class SQLiteBackend(Connections, Backend):
                              "(known: busy_timeout_ms, synchronous)")
         self.busy_timeout_ms = int(self.options.get("busy_timeout_ms", DEFAULT_BUSY_TIMEOUT_MS))
         self._local = threading.local()
+        self._writer_slot = SimpleNamespace()  # the appending connection: one per process (`_commit_batches`)
         self._generation = 0  # bumped when a thread finds the file gone: every thread's connection is stale
         self._connections: list[tuple[int, sqlite3.Connection]] = []
         self._memory_lock = threading.RLock()
@@ -121,6 +123,7 @@ class SQLiteBackend(Connections, Backend):
                 conn.close()
         self._connections = [(owner, c) for owner, c in self._connections if owner != pid]
         self._local = threading.local()
+        self._writer_slot = SimpleNamespace()
         self._committer.close()
         if self._memory_conn is not None:
             self._memory_conn.close()
@@ -289,7 +292,7 @@ class SQLiteBackend(Connections, Backend):
         results: list[Any] = []
         alone = len(batches) == 1
         days: Counter[tuple[Any, ...]] = Counter()  # of the single events, upserted once for the group
-        with self._session() as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
+        with self._session(self._writer_slot) as conn, self._transaction(conn, "BEGIN IMMEDIATE"):
             if conn is not self._writer_conn and not self.memory:
                 for pragma in WRITER_PRAGMAS:  # connection settings: allowed inside the transaction
                     conn.execute(pragma)

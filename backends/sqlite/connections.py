@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
 from gateway.events import now_ms
 from gateway.query.deadline import QueryTimeout, expired, suspended
@@ -56,17 +57,21 @@ class Connections:
         conn.set_progress_handler(expired, PROGRESS_STEPS)
         return conn
 
-    def _connection(self) -> sqlite3.Connection:
-        """This process's and thread's connection, made on first use (and anew in a forked child)."""
+    def _connection(self, local: Any = None) -> sqlite3.Connection:
+        """This process's and thread's connection, made on first use (and anew in a forked child).
+
+        `local`: where the connection is kept, when not in the calling thread's slot: appends use one
+        connection per process whichever thread leads the group commit (its page cache stays warm, and
+        the writer settings are made once)."""
         if self.memory:
             if self._memory_conn is None:
                 self._memory_conn = self._connect()
             return self._memory_conn
-        local = self._local
+        local = self._local if local is None else local
         pid = os.getpid()
         conn = getattr(local, "conn", None)
         if conn is not None and local.pid == pid and local.generation != self._generation:
-            self._forget_connection(stale=True)  # another thread (e.g. the writer) found the file gone or replaced
+            self._forget_connection(stale=True, local=local)  # another thread found the file gone or replaced
             conn = None
         if conn is not None and local.pid == pid:
             try:
@@ -77,7 +82,7 @@ class Connections:
             # connection was opened read-only while the file was not writable and the file is writable now.
             if current == local.inode and not (local.readonly and os.access(self.path, os.W_OK)):
                 return conn
-            self._forget_connection()
+            self._forget_connection(local=local)
             conn = None
         if conn is not None:
             _INHERITED.append(conn)
@@ -89,41 +94,44 @@ class Connections:
         self._connections.append((pid, conn))
         return conn
 
-    def _forget_connection(self, stale: bool = False) -> None:
-        """Drop this thread's connection after a failure, so that the next call reconnects.
+    def _forget_connection(self, stale: bool = False, local: Any = None) -> None:
+        """Drop this thread's connection (or the one kept in `local`) after a failure, so that the next call
+        reconnects.
 
-        Appends run in the group-commit writer thread, so a failure found there also marks every other
-        thread's connection stale (`stale` is set when dropping one for that reason).
+        A failure found by one connection (often the appending one) also marks every other connection stale
+        (`stale` is set when dropping one for that reason).
         """
         if self.memory:
             return
         if not stale:
             self._generation += 1
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            self._local.conn = None
+        local = self._local if local is None else local
+        conn = getattr(local, "conn", None)
+        if conn is not None and local.pid == os.getpid():
+            local.conn = None
             with suppress(sqlite3.Error):
                 conn.close()
 
     @contextmanager
-    def _session(self) -> Iterator[sqlite3.Connection]:
-        """A connection for one operation; SQLite failures of the store become `BackendUnavailable`."""
+    def _session(self, local: Any = None) -> Iterator[sqlite3.Connection]:
+        """A connection for one operation (kept in `local`, see `_connection`); SQLite failures of the store
+        become `BackendUnavailable`."""
         lock = self._memory_lock if self.memory else None
         if lock is not None:
             lock.acquire()
         try:
             try:
                 try:
-                    conn = self._connection()
+                    conn = self._connection(local)
                 except FileNotFoundError as exc:  # deleted while open: acknowledging into it would lose events
-                    self._forget_connection()
+                    self._forget_connection(local=local)
                     raise BackendUnavailable(f"SQLite database {self.path} was deleted while open") from exc
                 yield conn
             except sqlite3.Error as exc:
                 if isinstance(exc, sqlite3.OperationalError) and str(exc) == "interrupted":
                     raise QueryTimeout(self.query_timeout) from None  # cancelled by the progress handler
                 if is_unavailable(exc):
-                    self._forget_connection()
+                    self._forget_connection(local=local)
                     raise BackendUnavailable(f"SQLite database {self.path}: {exc}") from exc
                 raise
         finally:
