@@ -21,11 +21,15 @@ def now_ms() -> int:
 
 
 def new_event_id() -> str:
-    """A server-made event id (128 random bits as hex), for vendors whose events carry none.
+    """A server-made event id, for vendors whose events carry none: 32 hex digits, the current time in
+    milliseconds (12) then 80 random bits (20).
 
-    ``secrets.token_hex(16)`` without its two layers of calls: the same `os.urandom` bytes.
+    Time first, so that ids made one after another sort near each other: a store's unique index on ids
+    grows at its end instead of touching a random page per event (fewer pages written per commit, a
+    smaller working set), as Elasticsearch's own auto-generated ids are time-based. 80 random bits per
+    millisecond keep ids from different processes and hosts apart.
     """
-    return os.urandom(16).hex()
+    return f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}{os.urandom(10).hex()}"
 
 
 @dataclass(slots=True)

@@ -75,6 +75,8 @@ def prepare(rows: Sequence[tuple[Any, ...]], datas: Sequence[Any], writer: typed
     all). `rows` are ``(tenant, plugin, stream, id, type, timestamp, received_at, user_id, session_id, data
     text)``; `datas` the events' data."""
     key = rows[0][:3]
+    if len(rows) == 1 and key not in writer.layouts:  # the writer inserts it as it is (`insert_single`)
+        return None
     if any(row[:3] != key for row in rows):
         return None
     return Prepared(key, list(chain.from_iterable(row[3:] for row in rows)),
