@@ -6,6 +6,9 @@ Both servers get the same gunicorn settings (`bench.servers`) and the same load 
 
 * SQLite: 2 workers (``sqlite:///<tmp>/bench.db``); after each gateway run the events stored in that run
   (counted with `backends.sqlite.SQLiteBackend` and ``Query(limit=0).total``) must match the 2xx answers.
+  Each round also runs the *durable floor*: the bare route storing each body through the same group commit
+  into a minimal table, and nothing else (`bench.bare_app` ``--durable-sqlite``). It shows what a durable
+  write per request costs on this machine alone; the gateway cannot beat it.
 * memory: the memory backend refuses more than one worker, so *both* servers run 1 worker there.
 
 Environment: BENCH_DURATION (seconds per measured run, default 5), BENCH_CONNECTIONS (16),
@@ -21,6 +24,7 @@ import os
 import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -126,39 +130,52 @@ def _summary(runs: list[LoadResult]) -> dict[str, Any]:
 
 
 def run_backend(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Start both servers for one storage backend, warm them up, alternate measured runs, check storage."""
+    """Start the servers for one storage backend, warm them up, alternate measured runs, check storage.
+
+    For SQLite a third server runs in every round: the bare route storing each body durably
+    (`bench.bare_app` ``--durable-sqlite``), the ceiling of any durable SQLite ingest here.
+    """
     workers, threads = WORKERS[kind], cfg["server_threads"]
-    with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp, ExitStack() as servers:
         workdir = Path(tmp)
         url = f"sqlite:///{workdir}/bench.db" if kind == "sqlite" else "memory://"
         store = None
-        with start_bare(workdir, BODY, workers=workers, threads=threads) as bare, \
-                start_gateway(workdir, url, workers=workers, threads=threads) as gateway:
-            if kind == "sqlite":
-                store = _sqlite_backend(url)
-            try:
-                if cfg["warmup_s"]:
-                    for server in (bare, gateway):
+        bare = servers.enter_context(start_bare(workdir, BODY, workers=workers, threads=threads))
+        floor = (servers.enter_context(start_bare(workdir, BODY, workers=workers, threads=threads, durable=True))
+                 if kind == "sqlite" else None)
+        gateway = servers.enter_context(start_gateway(workdir, url, workers=workers, threads=threads))
+        if kind == "sqlite":
+            store = _sqlite_backend(url)
+        try:
+            if cfg["warmup_s"]:
+                for server in (bare, floor, gateway):
+                    if server is not None:
                         _load(server, cfg, cfg["warmup_s"])
-                bare_runs: list[LoadResult] = []
-                gateway_runs: list[LoadResult] = []
-                checks: list[dict[str, int]] = []
-                for round_no in range(1, cfg["rounds"] + 1):
-                    bare_runs.append(_load(bare, cfg, cfg["duration_s"]))
-                    before = settled_count(store) if store is not None else 0
-                    gateway_runs.append(_load(gateway, cfg, cfg["duration_s"]))
-                    if store is not None:
-                        stored = settled_count(store) - before
-                        checks.append({"round": round_no, "ok_2xx": gateway_runs[-1].ok, "stored": stored})
-                    print(f"  {kind} round {round_no}/{cfg['rounds']}: bare {bare_runs[-1].rps:8.1f} req/s "
-                          f"(worker CPU {cpu_text(bare_runs[-1].worker_cpu)}), "
-                          f"gateway {gateway_runs[-1].rps:8.1f} req/s "
-                          f"(worker CPU {cpu_text(gateway_runs[-1].worker_cpu)}), "
-                          f"ratio {gateway_runs[-1].rps / bare_runs[-1].rps:.3f}", flush=True)
-            finally:
+            bare_runs: list[LoadResult] = []
+            floor_runs: list[LoadResult] = []
+            gateway_runs: list[LoadResult] = []
+            checks: list[dict[str, int]] = []
+            for round_no in range(1, cfg["rounds"] + 1):
+                bare_runs.append(_load(bare, cfg, cfg["duration_s"]))
+                floor_text = ""
+                if floor is not None:
+                    floor_runs.append(_load(floor, cfg, cfg["duration_s"]))
+                    floor_text = (f"durable floor {floor_runs[-1].rps:8.1f} req/s "
+                                  f"(worker CPU {cpu_text(floor_runs[-1].worker_cpu)}), ")
+                before = settled_count(store) if store is not None else 0
+                gateway_runs.append(_load(gateway, cfg, cfg["duration_s"]))
                 if store is not None:
-                    store.close()
-            gunicorn = bare_options(host="127.0.0.1", port=bare.port, workers=workers, threads=threads)
+                    stored = settled_count(store) - before
+                    checks.append({"round": round_no, "ok_2xx": gateway_runs[-1].ok, "stored": stored})
+                print(f"  {kind} round {round_no}/{cfg['rounds']}: bare {bare_runs[-1].rps:8.1f} req/s "
+                      f"(worker CPU {cpu_text(bare_runs[-1].worker_cpu)}), {floor_text}"
+                      f"gateway {gateway_runs[-1].rps:8.1f} req/s "
+                      f"(worker CPU {cpu_text(gateway_runs[-1].worker_cpu)}), "
+                      f"ratio {gateway_runs[-1].rps / bare_runs[-1].rps:.3f}", flush=True)
+        finally:
+            if store is not None:
+                store.close()
+        gunicorn = bare_options(host="127.0.0.1", port=bare.port, workers=workers, threads=threads)
 
     ratios = [g.rps / b.rps for b, g in zip(bare_runs, gateway_runs, strict=True)]
     ratio = statistics.median(ratios)
@@ -175,6 +192,13 @@ def run_backend(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
         "target": TARGETS[kind],
         "passed": ratio >= TARGETS[kind],
     }
+    if floor_runs:
+        floor_ratios = [f.rps / b.rps for b, f in zip(bare_runs, floor_runs, strict=True)]
+        result["floor"] = _summary(floor_runs)
+        result["floor_ratios"] = floor_ratios
+        result["floor_ratio"] = statistics.median(floor_ratios)
+        result["gateway_to_floor"] = statistics.median(
+            g.rps / f.rps for f, g in zip(floor_runs, gateway_runs, strict=True))
     if kind == "memory":
         result["note"] = "memory backend refuses more than 1 worker: gateway AND bare app both ran 1 worker"
     if checks:
@@ -210,7 +234,9 @@ def report(cfg: dict[str, Any], results: dict[str, dict[str, Any]]) -> None:
     print(f"{'backend':<8} {'workers':>7}  {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   "
           "per-round req/s [CPU of each worker, cores]")
     for kind, res in results.items():
-        for name in ("bare", "gateway"):
+        for name in ("bare", "floor", "gateway"):
+            if name not in res:
+                continue
             s = res[name]
             rounds = " ".join(f"{r['rps']:.0f} [{cpu_text(r['worker_cpu'])}]" for r in s["runs"])
             print(f"{kind:<8} {res['workers']:>7}  {name:<8} {s['rps']:>9.1f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}"
@@ -219,6 +245,11 @@ def report(cfg: dict[str, Any], results: dict[str, dict[str, Any]]) -> None:
         per_round = " ".join(f"{r:.3f}" for r in res["ratios"])
         print(f"{kind:<8} ratio gateway/bare = {res['ratio']:.3f} (median; per round {per_round})  "
               f"target >= {res['target']:.2f}  {verdict}")
+        if "floor" in res:
+            per_round = " ".join(f"{r:.3f}" for r in res["floor_ratios"])
+            print(f"{kind:<8} durable floor (bare route + one durable insert via the same group commit) / bare = "
+                  f"{res['floor_ratio']:.3f} (median; per round {per_round}); gateway / floor = "
+                  f"{res['gateway_to_floor']:.3f}")
         if "note" in res:
             print(f"{'':<8} note: {res['note']}")
         if "stored_events_check" in res:

@@ -214,11 +214,13 @@ def create_collection(server: Server) -> None:
         raise BenchError(f"{server.name}: PUT collection answered {status}: {body[:300]!r}\n{server.log_tail()}")
 
 
-def start_bare(workdir: Path, body: bytes, *, workers: int, threads: int) -> Server:
-    """`bench.bare_app` on a free port, ready."""
+def start_bare(workdir: Path, body: bytes, *, workers: int, threads: int, durable: bool = False) -> Server:
+    """`bench.bare_app` on a free port, ready (`durable`: storing each body in ``<workdir>/floor.db``)."""
     port = free_port()
-    server = _spawn("bare", [sys.executable, "-m", "bench.bare_app", "--host", HOST, "--port", str(port),
-                             "--workers", str(workers), "--threads", str(threads)], workdir, port, workers, threads,
+    extra = ["--durable-sqlite", str(workdir / "floor.db")] if durable else []
+    server = _spawn("floor" if durable else "bare",
+                    [sys.executable, "-m", "bench.bare_app", "--host", HOST, "--port", str(port),
+                     "--workers", str(workers), "--threads", str(threads), *extra], workdir, port, workers, threads,
                     cwd=REPO)  # `bench` is not an installed package: run from the repository root
     try:
         _wait_ready(server, "POST", PATH, body, {"Content-Type": "application/json"})
