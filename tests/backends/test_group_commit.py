@@ -78,3 +78,83 @@ def test_wrong_number_of_results_is_an_error() -> None:
     committer = GroupCommitter(lambda batches: [])
     with pytest.raises(RuntimeError, match="0 results for 1 batches"):
         committer.submit("x")
+
+
+def test_the_commit_runs_in_a_submitting_thread_and_batches_queued_meanwhile_lead_the_next_one(tmp_path: Path) -> None:
+    """No writer thread: the first submitter commits; batches queued during its commit are committed together by
+    one of their own threads, after it (each group only once the lock is held)."""
+    first_in = threading.Event()
+    release = threading.Event()
+    groups: list[tuple[list[str], str]] = []
+
+    def commit_all(batches):
+        groups.append((list(batches), threading.current_thread().name))
+        if batches == ["first"]:
+            first_in.set()
+            release.wait(5)
+        return [b.upper() for b in batches]
+
+    committer = GroupCommitter(commit_all, lock_path=str(tmp_path / "lock"))
+    results: dict[str, object] = {}
+    before = threading.active_count()
+
+    def submit(name: str) -> None:
+        results[name] = committer.submit(name)
+
+    first = threading.Thread(target=submit, args=("first",), name="first")
+    first.start()
+    assert first_in.wait(5)
+    later = [threading.Thread(target=submit, args=(f"b{n}",), name=f"b{n}") for n in range(5)]
+    for thread in later:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(committer._queue) < 5 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert threading.active_count() == before + 6  # the submitters only: nobody started a writer thread
+    release.set()
+    for thread in (first, *later):
+        thread.join(5)
+    assert results == {"first": "FIRST", **{f"b{n}": f"B{n}" for n in range(5)}}
+    assert groups[0] == (["first"], "first")
+    assert len(groups) == 2 and sorted(groups[1][0]) == [f"b{n}" for n in range(5)]
+    assert groups[1][1] in {f"b{n}" for n in range(5)}  # led by one of the queued batches' own threads
+
+
+def test_a_leader_interrupted_mid_commit_settles_its_group_and_passes_the_lead(tmp_path: Path) -> None:
+    """Whatever the leader's commit raises (BaseException included), its group gets that error and the batches
+    queued after it are still committed: the lead is never lost."""
+    calls: list[list[str]] = []
+    first_in = threading.Event()
+    release = threading.Event()
+
+    def commit_all(batches):
+        calls.append(list(batches))
+        if batches == ["doomed"]:
+            first_in.set()
+            release.wait(5)
+            raise KeyboardInterrupt  # not an Exception: must still settle and hand over
+        return ["ok"] * len(batches)
+
+    committer = GroupCommitter(commit_all, lock_path=str(tmp_path / "lock"))
+    outcomes: dict[str, object] = {}
+
+    def submit(name: str) -> None:
+        try:
+            outcomes[name] = committer.submit(name)
+        except BaseException as exc:  # the test records what each submitter got
+            outcomes[name] = type(exc).__name__
+
+    doomed = threading.Thread(target=submit, args=("doomed",))
+    doomed.start()
+    assert first_in.wait(5)
+    after = [threading.Thread(target=submit, args=(name,)) for name in ("x", "y")]
+    for thread in after:
+        thread.start()
+    while len(committer._queue) < 2:
+        time.sleep(0.005)
+    release.set()
+    for thread in (doomed, *after):
+        thread.join(5)
+        assert not thread.is_alive()
+    assert outcomes == {"doomed": "KeyboardInterrupt", "x": "ok", "y": "ok"}
+    assert committer.submit("z") == "ok" and not committer._leading

@@ -57,3 +57,22 @@ def test_missing_and_invalid_credentials_are_types() -> None:
     assert isinstance(MissingCredentials(), Unauthorized) and isinstance(InvalidCredentials(), Unauthorized)
     assert MissingCredentials().status == InvalidCredentials().status == 401
     assert MissingCredentials().message == "missing authentication credentials"
+
+
+def test_server_made_event_ids_are_32_hex_digits_time_first_and_distinct() -> None:
+    """`new_event_id`: the format stays 32 lowercase hex digits; ids made later sort after earlier ones (their
+    first 12 digits are the millisecond), which keeps a store's unique index growing at its end."""
+    import re
+    import time
+
+    from gateway.events import new_event_id
+
+    start_ms = time.time_ns() // 1_000_000
+    first = [new_event_id() for _ in range(2000)]
+    time.sleep(0.003)
+    later = new_event_id()
+    end_ms = time.time_ns() // 1_000_000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in first)
+    assert len(set(first)) == 2000
+    assert start_ms <= int(first[0][:12], 16) <= int(later[:12], 16) <= end_ms
+    assert max(first) < later
