@@ -112,7 +112,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
-#: Settings of the writer thread's connection (a file's): a page cache holding every page a group commit touches
+#: Settings of a process's appending connection (a file's): a page cache holding every page a group commit touches
 #: (the default 2 MiB spills dirty pages to the WAL mid-transaction once the indexes outgrow it), and a checkpoint
 #: every 10,000 WAL pages rather than 1,000, so pages rewritten by successive commits are copied back once.
 WRITER_PRAGMAS = ("PRAGMA cache_size = -65536", "PRAGMA wal_autocheckpoint = 10000")
