@@ -53,7 +53,7 @@ def configure_worker(config: Config) -> None:
 
 
 #: How long a thread may hold the GIL while another waits (CPython's default is 5 ms). A request thread that
-#: waits for a commit, or the SQLite writer thread, wakes within this instead of behind a busy thread's 5 ms.
+#: waits for a commit, or leads one (SQLite's group commit), wakes within this instead of behind a busy thread's 5 ms.
 SWITCH_INTERVAL_S = 0.0005
 
 

@@ -38,13 +38,14 @@ class _Pending(Generic[T]):
     """One submitted batch; `ready` is held until a leader settles it or hands it the lead (the cheapest
     cross-thread signal)."""
 
-    __slots__ = ("batch", "done", "error", "ready", "result")
+    __slots__ = ("batch", "done", "error", "lead", "ready", "result")
 
     def __init__(self, batch: T) -> None:
         self.batch = batch
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
+        self.lead = False  # this batch's thread commits the next group (set under the queue lock)
         self.ready = _thread.allocate_lock()
         self.ready.acquire()
 
@@ -80,14 +81,19 @@ class GroupCommitter(Generic[T]):
         pending: _Pending[T] = _Pending(batch)
         with self._queue_lock:
             self._queue.append(pending)
-            lead = not self._leading
+            pending.lead = not self._leading
             self._leading = True
-        if not lead:
-            pending.ready.acquire()  # settled by a leader, or handed the lead with the batch still queued
-        if not pending.done:
-            try:
+        try:
+            if not pending.lead:
+                pending.ready.acquire()  # settled by a leader, or handed the lead with the batch still queued
+            if not pending.done:
                 self._commit()
-            finally:
+        except BaseException:
+            if not pending.done:  # interrupted (a signal in the main thread) before its batch was taken
+                self._withdraw(pending)
+            raise
+        finally:
+            if pending.lead:
                 self._pass_lead()
         if not pending.done:  # cannot happen: a leader's group holds its own batch; never acknowledge by accident
             raise RuntimeError("group commit left a batch unsettled")
@@ -95,11 +101,20 @@ class GroupCommitter(Generic[T]):
             raise pending.error
         return pending.result
 
+    def _withdraw(self, pending: _Pending[T]) -> None:
+        """Take back the batch of a submitter that stops waiting (its thread was interrupted): never committed
+        afterwards unless a leader already took it. The lead it was handed, if any, passes on (`submit`)."""
+        with self._queue_lock:
+            if pending in self._queue:
+                self._queue.remove(pending)
+
     def _pass_lead(self) -> None:
-        """Wake the first batch queued since the group was taken as the next leader, or end the lead."""
+        """Hand the lead to the first batch queued since the group was taken, or end it."""
         with self._queue_lock:
             if self._queue:
-                self._queue[0].ready.release()
+                successor = self._queue[0]
+                successor.lead = True
+                successor.ready.release()
             else:
                 self._leading = False
 
@@ -126,13 +141,23 @@ class GroupCommitter(Generic[T]):
             if fd is not None:
                 with suppress(OSError):
                     fcntl.flock(fd, fcntl.LOCK_UN)
-        for pending, result in zip(group, results, strict=True):
-            if isinstance(result, BaseException):
-                pending.error = result
-            else:
-                pending.result = result
-            pending.done = True
-            pending.ready.release()
+        released = 0
+        try:
+            for pending, result in zip(group, results, strict=True):
+                if isinstance(result, BaseException):
+                    pending.error = result
+                else:
+                    pending.result = result
+                pending.done = True
+                pending.ready.release()
+                released += 1
+        finally:  # interrupted while settling: no waiter may be left asleep, nor told it was stored unknowingly
+            for pending in group[released:]:
+                if not pending.done:
+                    pending.error = RuntimeError("group commit interrupted before this batch was settled")
+                    pending.done = True
+                with suppress(RuntimeError):  # released just before the interruption
+                    pending.ready.release()
 
     def _take(self) -> list[_Pending[T]]:
         with self._queue_lock:

@@ -158,3 +158,54 @@ def test_a_leader_interrupted_mid_commit_settles_its_group_and_passes_the_lead(t
         assert not thread.is_alive()
     assert outcomes == {"doomed": "KeyboardInterrupt", "x": "ok", "y": "ok"}
     assert committer.submit("z") == "ok" and not committer._leading
+
+
+def test_a_submitter_interrupted_while_waiting_withdraws_and_the_lead_is_not_lost(tmp_path: Path) -> None:
+    """A signal handler raising in the main thread while it waits behind a leader (Ctrl-C in a script): its batch
+    is withdrawn, never committed, and batches queued behind it are still committed, also later ones."""
+    import signal
+
+    first_in = threading.Event()
+    release = threading.Event()
+    committed: list[str] = []
+
+    def commit_all(batches):
+        if "leader" in batches:
+            first_in.set()
+            release.wait(5)
+        committed.extend(batches)
+        return ["ok"] * len(batches)
+
+    committer = GroupCommitter(commit_all, lock_path=str(tmp_path / "lock"))
+    results: dict[str, object] = {}
+
+    def submit(name: str) -> None:
+        results[name] = committer.submit(name)
+
+    leader = threading.Thread(target=submit, args=("leader",))
+    leader.start()
+    assert first_in.wait(5)
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(KeyboardInterrupt):
+            committer.submit("interrupted")  # waits behind the leader until the signal
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    behind = threading.Thread(target=submit, args=("behind",))
+    behind.start()
+    while len(committer._queue) < 1:
+        time.sleep(0.005)
+    release.set()
+    leader.join(5)
+    behind.join(5)
+    assert not behind.is_alive()
+    assert committer.submit("later") == "ok"
+    assert results == {"leader": "ok", "behind": "ok"}
+    assert "interrupted" not in committed and sorted(committed) == ["behind", "later", "leader"]
+    assert not committer._leading and committer._queue == []
