@@ -81,10 +81,12 @@ class GroupCommitter(Generic[T]):
         pending: _Pending[T] = _Pending(batch)
         with self._queue_lock:
             self._queue.append(pending)
-            pending.lead = not self._leading
+            first = pending.lead = not self._leading
             self._leading = True
         try:
-            if not pending.lead:
+            # Decided under the lock: `pending.lead` may turn True at any moment (handed over), and a thread
+            # handed the lead must still take the `ready` it was given, or settling its group releases it twice.
+            if not first:
                 pending.ready.acquire()  # settled by a leader, or handed the lead with the batch still queued
             if not pending.done:
                 self._commit()

@@ -209,3 +209,41 @@ def test_a_submitter_interrupted_while_waiting_withdraws_and_the_lead_is_not_los
     assert results == {"leader": "ok", "behind": "ok"}
     assert "interrupted" not in committed and sorted(committed) == ["behind", "later", "leader"]
     assert not committer._leading and committer._queue == []
+
+
+def test_every_submit_settles_once_under_fast_thread_switching(tmp_path: Path) -> None:
+    """8 threads x 8,000 submits with threads switched every microsecond: a lead handed over between a submitter
+    queueing and starting to wait must not release its signal twice (every submit returns its own result)."""
+    import sys
+
+    committed: list[int] = []
+
+    def commit_all(batches):
+        committed.extend(batches)
+        return [b * 2 for b in batches]
+
+    committer = GroupCommitter(commit_all, lock_path=str(tmp_path / "lock"))
+    problems: list[str] = []
+
+    def worker(n: int) -> None:
+        for i in range(8000):
+            batch = n * 10_000 + i
+            try:
+                if committer.submit(batch) != batch * 2:
+                    problems.append(f"wrong result for {batch}")
+            except BaseException as exc:  # the test records what each submitter got
+                problems.append(repr(exc))
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(previous)
+    assert problems == []
+    assert sorted(committed) == sorted(n * 10_000 + i for n in range(8) for i in range(8000))
+    assert not committer._leading and committer._queue == []
