@@ -38,7 +38,7 @@ from gateway.storage import (
 )
 
 from . import typed
-from .batch import DAY_UPSERT_BY_NAME, MissingStream, Prepared, insert_events, insert_single, prepare
+from .batch import DAY_UPSERT_BY_NAME, MissingStream, Prepared, insert_events, insert_single, is_single, prepare
 from .connections import Connections
 from .fills import BackgroundFills
 from .group_commit import GroupCommitter
@@ -303,30 +303,26 @@ class SQLiteBackend(Connections, Backend):
                     conn.execute(f"PRAGMA user_version = {next(self._probes) % 2**31}")
                     results.append(0)
                     continue
-                if len(rows) == 1 and rows[0][:3] not in layouts:  # one statement: no savepoint needed
-                    try:
-                        if streams:
-                            conn.executemany(INSERT_STREAM, streams)
-                        results.append(insert_single(conn, rows[0], days))
-                    except MissingStream as exc:
-                        if alone:
-                            raise StreamNotFound(_MISSING_STREAM) from exc
-                        results.append(StreamNotFound(_MISSING_STREAM))
-                    continue
-                if not alone:
+                single = is_single(rows, layouts)
+                savepoint = not alone and not single
+                if savepoint:
                     conn.execute("SAVEPOINT batch")
                 try:
                     if streams:
                         conn.executemany(INSERT_STREAM, streams)
-                    added = insert_events(conn, rows, datas, self._typed, prepared)
+                    if single:
+                        added = insert_single(conn, rows[0], days)
+                    else:
+                        added = insert_events(conn, rows, datas, self._typed, prepared)
                 except MissingStream as exc:
                     if alone:
                         raise StreamNotFound(_MISSING_STREAM) from exc
-                    conn.execute("ROLLBACK TO batch")
+                    if savepoint:
+                        conn.execute("ROLLBACK TO batch")
                     results.append(StreamNotFound(_MISSING_STREAM))
                 else:
                     results.append(added)
-                if not alone:
+                if savepoint:
                     conn.execute("RELEASE batch")
             if days:
                 conn.executemany(DAY_UPSERT_BY_NAME, [(*key, n) for key, n in days.items()])

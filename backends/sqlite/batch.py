@@ -2,8 +2,8 @@
 (`backends.sqlite.typed`) and the day summary (``event_days``), all counting only the events that were new.
 
 Why a module of its own: this is the only code that runs while a worker holds the cross-process write lock
-for a publish, and measured under load the lock was held about 2.5 times the writer's CPU time (the writer
-thread waits for the GIL behind the process's request threads, and for a core). So:
+for a publish, and measured under load the lock was held about 2.5 times the writer's CPU time (the committing
+thread waits for the GIL behind the process's other request threads, and for a core). So:
 
 - the batch is prepared by the appending thread before the lock (`prepare`): for a batch of one stream (the
   usual case), its event values as one flat list, its day counts and its typed rows (for the stream's layout as
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -41,19 +41,17 @@ INSERT_TAIL = " ON CONFLICT (stream_id, id) DO NOTHING"
 #: Values per event after the seq and the stream id (id, type, timestamp, received_at, user_id, session_id, data).
 VALUES_WIDTH = 7
 STREAM_ID = "SELECT id FROM streams WHERE tenant = ? AND plugin = ? AND name = ?"
+_DAY_HEAD = "INSERT INTO event_days (stream_id, type, day, n) VALUES "
+_DAY_TAIL = " ON CONFLICT (stream_id, type, day) DO UPDATE SET n = n + excluded.n"
 #: A NULL type never conflicts (UNIQUE treats NULLs as distinct): each batch then adds a row; readers sum.
-DAY_UPSERT = ("INSERT INTO event_days (stream_id, type, day, n) VALUES (?, ?, ?, ?) "
-              "ON CONFLICT (stream_id, type, day) DO UPDATE SET n = n + excluded.n")
+DAY_UPSERT = f"{_DAY_HEAD}(?, ?, ?, ?){_DAY_TAIL}"
 
 
 #: One event, its stream id resolved by a subquery (NULL for a missing stream: the NOT NULL constraint fails).
 SINGLE_INSERT = ("INSERT INTO events (stream_id, id, type, timestamp, received_at, user_id, session_id, data) "
-                 "VALUES ((SELECT id FROM streams WHERE tenant = ? AND plugin = ? AND name = ?), ?, ?, ?, ?, ?, ?, ?)"
-                 + INSERT_TAIL)
+                 f"VALUES (({STREAM_ID}), ?, ?, ?, ?, ?, ?, ?){INSERT_TAIL}")
 #: `DAY_UPSERT` with the stream named rather than numbered (the day counts of a group of single events).
-DAY_UPSERT_BY_NAME = ("INSERT INTO event_days (stream_id, type, day, n) VALUES ((SELECT id FROM streams WHERE "
-                      "tenant = ? AND plugin = ? AND name = ?), ?, ?, ?) "
-                      "ON CONFLICT (stream_id, type, day) DO UPDATE SET n = n + excluded.n")
+DAY_UPSERT_BY_NAME = f"{_DAY_HEAD}(({STREAM_ID}), ?, ?, ?){_DAY_TAIL}"
 
 
 class MissingStream(Exception):
@@ -71,17 +69,23 @@ class Prepared:
 
 
 def prepare(rows: Sequence[tuple[Any, ...]], datas: Sequence[Any], writer: typed.Writer) -> Prepared | None:
-    """The work of a batch that needs no lock, for a batch of one stream (None for several: the writer does it
-    all). `rows` are ``(tenant, plugin, stream, id, type, timestamp, received_at, user_id, session_id, data
+    """The work of a batch that needs no lock, for a batch of one stream (None for several streams or a single
+    event: the committing thread does it all). `rows` are ``(tenant, plugin, stream, id, type, timestamp, received_at, user_id, session_id, data
     text)``; `datas` the events' data."""
-    key = rows[0][:3]
-    if len(rows) == 1 and key not in writer.layouts:  # the writer inserts it as it is (`insert_single`)
+    if is_single(rows, writer.layouts):  # inserted as it is, by `insert_single`
         return None
+    key = rows[0][:3]
     if any(row[:3] != key for row in rows):
         return None
     return Prepared(key, list(chain.from_iterable(row[3:] for row in rows)),
                     Counter((row[4], row[5] // DAY_MS) for row in rows),
                     writer.prepare(key, [(row[5], data) for row, data in zip(rows, datas, strict=True)]))
+
+
+def is_single(rows: Sequence[tuple[Any, ...]], layouts: Mapping[tuple[str, str, str], Any]) -> bool:
+    """Whether a batch is one event of a stream without typed columns (in `layouts`): `insert_single` stores it
+    in one statement, which SQLite undoes by itself when it fails (no savepoint needed in a group)."""
+    return len(rows) == 1 and rows[0][:3] not in layouts
 
 
 def insert_single(conn: sqlite3.Connection, row: tuple[Any, ...], days: Counter[tuple[Any, ...]]) -> int:
