@@ -172,7 +172,7 @@ def _stored(url: str) -> int:
         store.close()
 
 
-def reference_insert(db: Path, docs: list[bytes], batches: int, round_no: int, replayed: bool = True) -> float:
+def reference_insert(db: Path, docs: list[bytes], batches: int, round_no: int, *, replayed: bool) -> float:
     """Raw SQLite ``executemany`` of the documents (one transaction per array); returns events/s. Times:
     `replayed`, the same 1,000 per array; else each array's insert time (as the gateway's pickup time)."""
     conn = sqlite3.connect(db, isolation_level=None)
@@ -216,7 +216,8 @@ def run_publish(cfg: dict[str, Any]) -> dict[str, Any]:
                      connections=cfg["connections"], threads=2)  # warm-up
             rounds = []
             for round_no in range(1, cfg["rounds"] + 1):
-                reference = reference_insert(workdir / "reference.db", docs, cfg["ref_batches"], round_no, replayed)
+                reference = reference_insert(workdir / "reference.db", docs, cfg["ref_batches"], round_no,
+                                             replayed=replayed)
                 cpu_before = server.cpu_seconds()
                 before = _stored(url)
                 load = run_load(server.port, "/events/publish/myProducts", body=body, headers=HEADERS,

@@ -28,7 +28,7 @@ from gunicorn.app.base import BaseApplication
 PATH = "/_application/analytics/bench/event/page_view"
 
 
-#: The durable variant's table (the raw reference of `bench.batch_ingest` has the same shape).
+#: The durable variant's table (also the raw reference of `bench.batch_ingest`).
 DURABLE_SCHEMA = ("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
                   "timestamp INTEGER NOT NULL, doc TEXT NOT NULL)",
                   "CREATE INDEX IF NOT EXISTS events_by_time ON events (timestamp)")

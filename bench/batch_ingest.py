@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import BenchError, env_number
+from .bare_app import DURABLE_SCHEMA
 from .ingest import cpu_text, worker_cpu
 from .load import LoadResult, run_load, tool
 from .servers import KEY_ID, SECRET, Server, start_gateway
@@ -71,8 +72,7 @@ def settings() -> dict[str, Any]:
 
 # -- the reference: raw SQLite -------------------------------------------------------------------------
 
-RAW_SCHEMA = ("CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, timestamp INTEGER NOT NULL, "
-              "doc TEXT NOT NULL)", "CREATE INDEX events_by_time ON events (timestamp)")
+RAW_SCHEMA = DURABLE_SCHEMA  # the durable floor of the ingest benchmark stores into the same minimal table
 
 
 def raw_sqlite(path: Path, docs: list[dict[str, Any]], duration: float) -> dict[str, float]:
@@ -81,8 +81,7 @@ def raw_sqlite(path: Path, docs: list[dict[str, Any]], duration: float) -> dict[
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     for statement in RAW_SCHEMA:
-        conn.execute(statement.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS")
-                     .replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
+        conn.execute(statement)
     texts = [json.dumps(doc, separators=(",", ":")) for doc in docs]
     stored, began = 0, time.perf_counter()
     cpu = time.process_time()

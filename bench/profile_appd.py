@@ -9,33 +9,18 @@ It exists because the HTTP benchmark shows only per-worker CPU; this names the f
 
 from __future__ import annotations
 
-import cProfile
 import json
-import pstats
 import random
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 from werkzeug.test import EnvironBuilder
 
 from .appdynamics import ARRAY, HEADERS, SCHEMA, _config, document
-from .profile_ingest import _call
+from .profile_ingest import _loop, _profile
 
 PATH = "/events/publish/myProducts"
-
-
-def _loop(app: Any, base: dict[str, Any], body: bytes, n: int) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) per request, after one unmeasured request."""
-    first = _call(app, base, body)
-    if not first.startswith("2"):
-        raise SystemExit(f"app answered {first}")
-    cpu, wall = time.process_time(), time.perf_counter()
-    for _ in range(n):
-        _call(app, base, body)
-    return (time.process_time() - cpu) / n, (time.perf_counter() - wall) / n
 
 
 def main(argv: list[str]) -> None:
@@ -62,10 +47,10 @@ def main(argv: list[str]) -> None:
         appended = backend.append
         rows = []
         for _ in range(3):
-            rows.append(("gateway", *_loop(app, base, body, n)))
+            rows.append(("gateway", *_loop(app, base, n, body)))
             backend.append = lambda events, **kw: len(events)
             try:
-                rows.append(("gateway without storage", *_loop(app, base, body, n)))
+                rows.append(("gateway without storage", *_loop(app, base, n, body)))
             finally:
                 backend.append = appended
         print(f"appdynamics publish, arrays of {ARRAY}, SQLite file, one thread, in-process WSGI; best of 3 x {n}")
@@ -73,14 +58,7 @@ def main(argv: list[str]) -> None:
             cpu, wall = min((r[1], r[2]) for r in rows if r[0] == label)
             print(f"  {label:<30} CPU {cpu / ARRAY * 1e6:6.1f} us/event, wall {wall / ARRAY * 1e6:6.1f} us/event")
         if profile:
-            profiler = cProfile.Profile()
-            profiler.enable()
-            for _ in range(n):
-                _call(app, base, body)
-            profiler.disable()
-            stats = pstats.Stats(profiler).strip_dirs()
-            stats.sort_stats("cumulative").print_stats(40)
-            stats.sort_stats("tottime").print_stats(30)
+            _profile(app, base, n, body, top=(40, 30))
         backend.close()
 
 

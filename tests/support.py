@@ -33,6 +33,14 @@ def api_key(cred_id: str) -> str:
     return base64.b64encode(f"{cred_id}:{SECRETS[cred_id]}".encode()).decode()
 
 
+def wait_until(condition: Any, timeout: float = 5.0, interval: float = 0.005) -> None:
+    """Poll `condition()` until it is true; fail the test (not hang it) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(interval)
+    assert condition(), f"timed out after {timeout} s waiting for {getattr(condition, '__name__', condition)}"
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:

@@ -70,8 +70,8 @@ class Prepared:
 
 def prepare(rows: Sequence[tuple[Any, ...]], datas: Sequence[Any], writer: typed.Writer) -> Prepared | None:
     """The work of a batch that needs no lock, for a batch of one stream (None for several streams or a single
-    event: the committing thread does it all). `rows` are ``(tenant, plugin, stream, id, type, timestamp, received_at, user_id, session_id, data
-    text)``; `datas` the events' data."""
+    event: the committing thread does it all). `rows` are ``(tenant, plugin, stream, id, type, timestamp,
+    received_at, user_id, session_id, data text)``; `datas` the events' data."""
     if is_single(rows, writer.layouts):  # inserted as it is, by `insert_single`
         return None
     key = rows[0][:3]

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import wait_until
 
 from backends.sqlite.group_commit import GroupCommitter
 
@@ -107,9 +108,7 @@ def test_the_commit_runs_in_a_submitting_thread_and_batches_queued_meanwhile_lea
     later = [threading.Thread(target=submit, args=(f"b{n}",), name=f"b{n}") for n in range(5)]
     for thread in later:
         thread.start()
-    deadline = time.monotonic() + 5
-    while len(committer._queue) < 5 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_until(lambda: len(committer._queue) >= 5)
     assert threading.active_count() == before + 6  # the submitters only: nobody started a writer thread
     release.set()
     for thread in (first, *later):
@@ -150,8 +149,7 @@ def test_a_leader_interrupted_mid_commit_settles_its_group_and_passes_the_lead(t
     after = [threading.Thread(target=submit, args=(name,)) for name in ("x", "y")]
     for thread in after:
         thread.start()
-    while len(committer._queue) < 2:
-        time.sleep(0.005)
+    wait_until(lambda: len(committer._queue) >= 2)
     release.set()
     for thread in (doomed, *after):
         thread.join(5)
@@ -199,8 +197,7 @@ def test_a_submitter_interrupted_while_waiting_withdraws_and_the_lead_is_not_los
         signal.signal(signal.SIGALRM, previous)
     behind = threading.Thread(target=submit, args=("behind",))
     behind.start()
-    while len(committer._queue) < 1:
-        time.sleep(0.005)
+    wait_until(lambda: len(committer._queue) >= 1)
     release.set()
     leader.join(5)
     behind.join(5)

@@ -45,6 +45,15 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "nested" / "dir" / "events.db"
 
 
+def at_version(conn: sqlite3.Connection, version: int) -> None:
+    """Give an empty database the schema of an older gateway: the first `version` migrations, recorded."""
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+    for number, statements in enumerate(MIGRATIONS[:version], start=1):
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (number,))
+
+
 def open_backend(path: Path, **options: object) -> SQLiteBackend:
     """A backend on the file (four slashes: an absolute path)."""
     return SQLiteBackend(f"sqlite:///{path}", options)
@@ -295,10 +304,7 @@ def test_summary_backfilled_by_migration(db: Path) -> None:
     """A database made before the summary existed gets it filled from its events when opened."""
     db.parent.mkdir(parents=True)
     with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-        for statement in MIGRATIONS[0]:
-            conn.execute(statement)
-        conn.execute("INSERT INTO schema_version VALUES (1, 0)")
+        at_version(conn, 1)
         conn.execute("INSERT INTO streams (tenant, plugin, name, created_at) VALUES (?, ?, 's', 0), (?, ?, 'o', 0)",
                      (T, P, T, P))
         rows = [(1 + i % 2, f"e{i}", [None, "a", "b", 3][i // 2 % 4], (i - 40) * DAY // 3, "{}") for i in range(200)]

@@ -8,12 +8,12 @@ import fcntl
 import json
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import wait_until
 
 from backends.sqlite import MIGRATIONS, SQLiteBackend, multirow, typed
 from backends.sqlite.batch import prepare
@@ -21,7 +21,7 @@ from gateway.events import Event, FieldSpec, Stream
 from gateway.query import Query
 from gateway.storage import StreamNotFound
 
-from .test_sqlite import DAY, summary_matches_events
+from .test_sqlite import DAY, at_version, open_backend, summary_matches_events
 
 T, P = "acme", "analytics"
 
@@ -29,10 +29,6 @@ T, P = "acme", "analytics"
 def event(id: str, ts: int, type: str | None = "t", stream: str = "s", data: dict | None = None) -> Event:
     return Event(tenant=T, plugin=P, stream=stream, type=type, data={"n": len(id)} if data is None else data,  # type: ignore[arg-type]
                  timestamp=ts, received_at=ts, id=id)
-
-
-def open_backend(path: Path) -> SQLiteBackend:
-    return SQLiteBackend(f"sqlite:///{path}")
 
 
 def stored_ids(backend: SQLiteBackend) -> list[str]:
@@ -73,11 +69,7 @@ def test_migration_4_drops_the_insert_trigger_and_counts_stay_exact(tmp_path: Pa
     """A version-3 database (events counted by the trigger) keeps exact counts once appends count them."""
     path = tmp_path / "v3.db"
     with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-        for version, statements in enumerate(MIGRATIONS[:3], start=1):
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+        at_version(conn, 3)
         conn.execute("INSERT INTO streams (tenant, plugin, name, created_at) VALUES (?, ?, 's', 0)", (T, P))
         conn.executemany("INSERT INTO events (stream_id, id, type, timestamp, received_at, data) "
                          "VALUES (1, ?, ?, ?, 0, '{}')", [(f"old{i}", [None, "a"][i % 2], i * DAY // 4)
@@ -143,9 +135,7 @@ def test_a_group_commit_counts_only_what_its_batches_stored(tmp_path: Path) -> N
         fcntl.flock(lock, fcntl.LOCK_EX)  # as another worker would, so that the batches queue up
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 10
-        while len(backend._committer._queue) < len(batches) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(backend._committer._queue) >= len(batches), timeout=10)
         fcntl.flock(lock, fcntl.LOCK_UN)
     for thread in threads:
         thread.join()

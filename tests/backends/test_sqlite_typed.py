@@ -27,13 +27,11 @@ from gateway.events import Event, FieldSpec, Stream
 from gateway.query import Aggregation, AnyOf, Filter, Not, Query, Sort
 from gateway.storage import Backend, StreamNotFound, schema_to_json
 
+from .test_sqlite import at_version, open_backend
+
 T, P = "acme", "typedtest"
 SCHEMA = (FieldSpec("brand", "string"), FieldSpec("rating", "integer"), FieldSpec("price", "float"),
           FieldSpec("ok", "boolean"), FieldSpec("seg.step", "string"))
-
-
-def open_backend(path: Path) -> SQLiteBackend:
-    return SQLiteBackend(f"sqlite:///{path}")
 
 
 def event(i: int, data: dict[str, Any], stream: str = "s", id: str | None = None) -> Event:
@@ -344,14 +342,8 @@ def test_a_database_of_the_previous_version_gets_typed_columns(tmp_path: Path) -
     """Schema version 2 (no typed columns): opening it declares and fills the tables of streams with a schema
     (not of streams without one, nor of streams being deleted), and queries then read them."""
     path = tmp_path / "old.db"
-    old = open_backend(tmp_path / "template.db")  # make the events the way appends make them
-    old.close()
     with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-        for version, statements in enumerate(MIGRATIONS[:2], start=1):
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+        at_version(conn, 2)
         schema = json.dumps(schema_to_json(SCHEMA))
         conn.execute("INSERT INTO streams (id, tenant, plugin, name, created_at, schema) VALUES "
                      "(1, ?, ?, 's', 0, ?), (2, ?, ?, 'plain', 0, NULL), (3, ?, ?, '3', 0, ?)",
